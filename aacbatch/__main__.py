@@ -1,0 +1,3 @@
+from aacbatch.cli import main
+
+main()

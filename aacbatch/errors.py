@@ -1,0 +1,27 @@
+"""User-facing errors.
+
+Every failure a user can cause (bad input, a busy database, an unknown id) is raised as an
+:class:`AacbatchError` whose message is one line naming the offending file or value and what
+to do about it. The CLI prints that line and exits non-zero; anything else is a bug and keeps
+its traceback.
+"""
+
+
+class AacbatchError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+    exit_code = 2
+
+
+class InputError(AacbatchError):
+    """Malformed or missing input data (files, CSVs, captions, specs, parameters)."""
+
+
+class NotFoundError(AacbatchError):
+    """An id or name that the registry does not know."""
+
+
+class RegistryBusy(AacbatchError):
+    """The registry stayed locked by another process for longer than the retry timeout."""
+
+    exit_code = 75  # EX_TEMPFAIL: trying again later may succeed

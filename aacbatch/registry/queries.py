@@ -1,0 +1,84 @@
+"""Run user and packaged SQL against the registry with bound parameters.
+
+Values from the command line are always bound (``:name`` placeholders), never spliced
+into the text. Numeric-looking values are bound as numbers so ``LIMIT :k`` works.
+Queries run in a transaction that is rolled back unless ``write=True``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, StatementError
+
+from aacbatch.errors import InputError
+from aacbatch.registry.store import Registry
+from aacbatch.resources import resource_dir
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, object]:
+    """``["k=4", "split=val"]`` → ``{"k": 4, "split": "val"}``."""
+    params: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not _NAME.match(key):
+            raise InputError(f"--param {pair!r}: expected NAME=VALUE with NAME a plain identifier")
+        params[key] = _coerce(value)
+    return params
+
+
+def _coerce(value: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def placeholders(sql: str) -> list[str]:
+    """Names of the ``:name`` placeholders in ``sql`` (ignoring ``::casts`` and string literals)."""
+    without_strings = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    return sorted(set(_PLACEHOLDER.findall(without_strings)))
+
+
+def named_query(name: str, folder: str = "queries") -> Path:
+    """The packaged query ``sql/<folder>/<name>.sql``."""
+    path = resource_dir("sql") / folder / f"{name}.sql"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in path.parent.glob("*.sql")))
+        raise InputError(f"unknown query {name!r} in sql/{folder}/ (known: {known})")
+    return path
+
+
+def run_sql(registry: Registry, sql: str, params: dict[str, object] | None = None, *,
+            write: bool = False, source: str = "query") -> tuple[list[str], list[tuple]]:
+    """Execute ``sql``; return column names and rows. ``source`` names it in error messages."""
+    params = params or {}
+    needed = placeholders(sql)
+    missing = [n for n in needed if n not in params]
+    if missing:
+        raise InputError(f"{source} needs parameter(s) {', '.join(missing)}: pass --param {missing[0]}=VALUE")
+    unused = [n for n in params if n not in needed]
+    if unused:
+        raise InputError(f"{source} has no placeholder :{unused[0]} (it uses {', '.join(needed) or 'none'})")
+    with registry.connection() as conn:
+        try:
+            result = conn.execute(text(sql), params)
+        except (DBAPIError, StatementError) as exc:
+            raise InputError(f"{source}: {_sql_error(exc)}") from exc
+        columns = list(result.keys()) if result.returns_rows else []
+        rows = [tuple(r) for r in result] if result.returns_rows else []
+        if not write:
+            conn.rollback()
+    return columns, rows
+
+
+def _sql_error(exc: BaseException) -> str:
+    message = str(getattr(exc, "orig", exc)).strip()
+    return " ".join(message.split("\n")[:3])

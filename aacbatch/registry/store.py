@@ -1,0 +1,123 @@
+"""Connections and transactions for the registry.
+
+DuckDB allows one process per database file; a second process fails at once with
+"Could not set lock on file". So connections are never pooled or held: each
+:meth:`Registry.transaction` opens one (retrying with backoff while another process holds
+the lock, up to ``Settings.db_timeout``), runs one short transaction and closes it. The
+schema is brought to the Alembic head on first use in a process.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from aacbatch.config import Settings
+from aacbatch.errors import AacbatchError, RegistryBusy
+
+_LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked")
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return any(marker in str(exc).lower() for marker in _LOCK_MARKERS)
+
+
+def _duckdb_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "duckdb" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+class Registry:
+    """Entry point to the registry at one SQLAlchemy URL."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.url = settings.db_url
+        db_file = _duckdb_file(self.url)
+        if db_file is not None:
+            db_file.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(self.url, poolclass=NullPool)
+        self._schema_checked = False
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _connect(self) -> Connection:
+        """Open a connection, waiting while another process holds the database lock."""
+        deadline = time.monotonic() + self.settings.db_timeout
+        delay = 0.05
+        while True:
+            try:
+                return self.engine.connect()
+            except (OperationalError, DBAPIError) as exc:
+                if not _is_lock_error(exc):
+                    raise AacbatchError(f"cannot open registry {self.url}: {_first_line(exc)}") from exc
+                if time.monotonic() >= deadline:
+                    raise RegistryBusy(
+                        f"registry busy: {self.url} stayed locked by another process for "
+                        f"{self.settings.db_timeout:g} s; retry when it finishes or raise "
+                        "--db-timeout / AACBATCH_DB_TIMEOUT"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def connection(self, *, upgrade: bool = True) -> Iterator[Connection]:
+        """One connection for one transaction: committed on success, rolled back on error."""
+        conn = self._connect()
+        try:
+            if upgrade and not self._schema_checked:
+                self._ensure_schema(conn)
+            with conn.begin():
+                yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """An ORM session bound to one short transaction."""
+        with self.connection() as conn, Session(bind=conn, expire_on_commit=False) as session:
+            yield session
+            session.flush()
+
+    def _ensure_schema(self, conn: Connection) -> None:
+        from aacbatch.registry import migrate
+
+        current = migrate.current_revision(conn)
+        conn.rollback()  # end the read's implicit transaction before the upgrade's own
+        if current != migrate.head_revision():
+            with conn.begin():
+                migrate.upgrade(conn)
+        self._schema_checked = True
+
+    def status(self) -> dict:
+        """Current and head revision without upgrading anything."""
+        from aacbatch.registry import migrate
+
+        with self.connection(upgrade=False) as conn:
+            current = migrate.current_revision(conn)
+        head = migrate.head_revision()
+        return {"url": self.url, "current": current, "head": head, "up_to_date": current == head}
+
+    def upgrade(self) -> dict:
+        """Bring the schema to head (what ``aacbatch db upgrade`` runs)."""
+        with self.connection():
+            pass
+        return self.status()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    return text.strip().splitlines()[0]

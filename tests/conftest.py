@@ -1,0 +1,61 @@
+"""Shared fixtures: an isolated registry per test and small corpora written on the fly."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from aacbatch.config import Settings
+from aacbatch.registry.store import Registry
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.resolve(home=tmp_path / "home", db_timeout=2.0)
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Registry:
+    return Registry(settings)
+
+
+def write_wav(path: Path, seconds: float = 0.5, sr: int = 16000, seed: int = 0, channels: int = 1) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    data = (0.1 * rng.standard_normal((int(seconds * sr), channels))).astype(np.float32)
+    sf.write(str(path), data, sr, subtype="PCM_16")
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def make_clotho(root: Path, per_split: dict[str, int] | None = None, n_captions: int = 5) -> Path:
+    """A Clotho v2.1-layout folder with ``per_split`` clips per split."""
+    per_split = per_split or {"development": 6, "validation": 3, "evaluation": 3}
+    header = ["file_name"] + [f"caption_{i}" for i in range(1, n_captions + 1)]
+    seed = 0
+    for split, n in per_split.items():
+        rows = []
+        for k in range(n):
+            name = f"{split[:3]}_{k:03d}.wav"
+            write_wav(root / split / name, seed=seed)
+            seed += 1
+            rows.append([name] + [f"A {split} sound number {k}, take {j}." for j in range(n_captions)])
+        write_csv(root / f"clotho_captions_{split}.csv", header, rows)
+    return root
+
+
+@pytest.fixture
+def clotho_dir(tmp_path: Path) -> Path:
+    return make_clotho(tmp_path / "clotho")
