@@ -1,24 +1,28 @@
 """Locate the project's non-Python resources (migrations, SQL files, feature specs).
 
 They live at the top of the repository (``migrations/``, ``sql/``, ``features/``) because
-that is where people look for them; the wheel ships them as the packages
-``aacbatch._migrations``, ``aacbatch._sql`` and ``aacbatch._features`` (see pyproject's
-``package-dir``), so the same lookup works from a checkout, an editable install or a wheel.
+that is where people look for them. A checkout or editable install reads them there; a
+wheel installs copies under ``<prefix>/share/aacbatch/`` (pyproject's ``data-files``).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from aacbatch.errors import AacbatchError
+
 _REPO_ROOT = Path(__file__).resolve().parent.parent
-_PACKAGED = {"migrations": "aacbatch._migrations", "sql": "aacbatch._sql", "features": "aacbatch._features"}
+NAMES = ("migrations", "sql", "features")
 
 
 def resource_dir(name: str) -> Path:
     """Directory of the resource tree ``name`` (``migrations``, ``sql`` or ``features``)."""
-    local = _REPO_ROOT / name
-    if (_REPO_ROOT / "pyproject.toml").is_file() and local.is_dir():
-        return local
-    from importlib.resources import files
-
-    return Path(str(files(_PACKAGED[name])))
+    if name not in NAMES:
+        raise ValueError(name)
+    candidates = [_REPO_ROOT / name] if (_REPO_ROOT / "pyproject.toml").is_file() else []
+    candidates.append(Path(sys.prefix) / "share" / "aacbatch" / name)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise AacbatchError(f"aacbatch resource folder {name!r} not found (looked in {', '.join(map(str, candidates))}): reinstall aacbatch")

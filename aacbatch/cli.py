@@ -1,0 +1,201 @@
+"""The ``aacbatch`` command line: a thin click layer over library functions.
+
+Each command parses its options, calls one library function and prints the result. Heavy
+modules (torch, transformers, SQLAlchemy, …) are imported inside the commands so that
+``aacbatch --help`` starts instantly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from aacbatch.errors import AacbatchError
+
+
+class _Group(click.Group):
+    """Turns :class:`AacbatchError` into one ``aacbatch: error: …`` line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AacbatchError as exc:
+            click.echo(f"aacbatch: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _settings(ctx: click.Context):
+    from aacbatch.config import Settings
+
+    opts = ctx.find_root().params
+    return Settings.resolve(home=opts["home"], db_url=opts["db"], cache_dir=opts["cache"], db_timeout=opts["db_timeout"])
+
+
+def _registry(ctx: click.Context):
+    from aacbatch.registry.store import Registry
+
+    return Registry(_settings(ctx))
+
+
+def _progress(total: int, desc: str, unit: str = "clip"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), default=None, envvar="AACBATCH_HOME",
+              help="Workspace holding the registry and the default cache [env AACBATCH_HOME; default ./aacbatch-home].")
+@click.option("--db", default=None, envvar="AACBATCH_DB",
+              help="Registry SQLAlchemy URL [env AACBATCH_DB; default duckdb:///HOME/registry.duckdb].")
+@click.option("--cache", default=None, envvar="AACBATCH_CACHE", help="Feature cache root [env AACBATCH_CACHE; default HOME/cache].")
+@click.option("--db-timeout", type=float, default=None, envvar="AACBATCH_DB_TIMEOUT",
+              help="Seconds to wait while another process holds the registry [default 60].")
+@click.version_option(package_name="aacbatch")
+def cli(home, db, cache, db_timeout):
+    """aacbatch: language-based audio retrieval and audio captioning, batch-cached.
+
+    \b
+    Data flow:  synth/ingest → split → featurize → train → evaluate → system → report
+    Every run, score and system is a row in the SQL registry; query it with `aacbatch sql`.
+    """
+
+
+# --- registry ------------------------------------------------------------------------------
+
+@cli.group()
+def db():
+    """Registry schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx):
+    """Apply all migrations (also happens automatically on first use)."""
+    status = _registry(ctx).upgrade()
+    click.echo(f"{status['url']}: schema at revision {status['current']} (head)")
+
+
+@db.command("status")
+@click.pass_context
+def db_status(ctx):
+    """Show the registry URL and its schema revision."""
+    status = _registry(ctx).status()
+    state = "up to date" if status["up_to_date"] else "needs `aacbatch db upgrade`"
+    click.echo(f"{status['url']}: revision {status['current'] or 'none (empty database)'}, head {status['head']} — {state}")
+
+
+@cli.command("sql")
+@click.argument("query", required=False)
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the query from a .sql file.")
+@click.option("--query", "named", help="Run a packaged query from sql/queries/ by name (e.g. datasets).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Bind :NAME in the query (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@click.option("--write", is_flag=True, help="Commit changes; without it every statement is rolled back.")
+@click.pass_context
+def sql_cmd(ctx, query, file_, named, params, fmt, write):
+    """Run an SQL query against the registry, e.g. aacbatch sql "SELECT name, n_clips FROM datasets"."""
+    from aacbatch.formatting import render
+    from aacbatch.registry.queries import named_query, parse_params, run_sql
+
+    given = [x for x in (query, file_, named) if x]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of QUERY, --file or --query")
+    path = file_ or (named_query(named) if named else None)
+    text = path.read_text(encoding="utf-8") if path else query
+    columns, rows = run_sql(_registry(ctx), text, parse_params(params), write=write, source=str(path or "query"))
+    if columns:
+        click.echo(render(columns, rows, fmt))
+
+
+# --- data ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["clotho", "audiocaps", "macs", "wavcaps", "folder"]))
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Dataset name in the registry.")
+@click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder, when not where the format expects it.")
+@click.option("--limit", type=int, help="Take only the first N clips (e.g. 40000 WavCaps FreeSound clips).")
+@click.option("--replace", is_flag=True, help="Overwrite a dataset of this name whose content differs.")
+@click.pass_context
+def ingest(ctx, fmt, path, name, audio_dir, limit, replace):
+    """Register a corpus (FORMAT: clotho, audiocaps, macs, wavcaps, folder) found at PATH."""
+    from aacbatch.data.ingest import ingest as run_ingest
+
+    result = run_ingest(_registry(ctx), fmt, path, name=name, audio_dir=audio_dir, limit=limit, replace=replace,
+                        progress=lambda total: _progress(total, f"checking {name}"))
+    click.echo(f"{result.name}: {result.status} ({result.n_clips} clips, {result.n_captions} captions)")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--from", "sources", default="development,validation", show_default=True, help="Source splits to pool.")
+@click.option("--ratio", type=float, default=0.9, show_default=True, help="Share of the pool in the first split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--into", default="train,val", show_default=True, help="Names of the two resulting splits.")
+@click.option("--eval-from", default="auto", show_default=True,
+              help="Source split aliased as `eval` (auto: evaluation or test when present; 'none' to skip).")
+@click.option("--replace", is_flag=True, help="Redo splits that exist with another recipe.")
+@click.pass_context
+def split(ctx, dataset, sources, ratio, seed, into, eval_from, replace):
+    """Deterministic re-split of DATASET (Clotho dev+val → 9:1 train/val, eval kept)."""
+    from aacbatch.data.splits import resplit
+
+    result = resplit(_registry(ctx), dataset, sources=tuple(s.strip() for s in sources.split(",") if s.strip()),
+                     ratio=ratio, seed=seed, into=tuple(s.strip() for s in into.split(",")),
+                     eval_from=None if eval_from == "none" else eval_from, replace=replace)
+    counts = " ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
+    click.echo(f"{dataset}: splits {result.status} ({counts})")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--clips", type=int, default=300, show_default=True, help="Number of clips.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sample-rate", type=int, default=32000, show_default=True)
+@click.option("--profile", type=click.Choice(["target", "pretrain"]), default="target", show_default=True,
+              help="target: Clotho-like, 5 captions; pretrain: larger-style, noisier, 1 caption.")
+@click.option("--duration", default="5,10", show_default=True, metavar="MIN,MAX", help="Clip length range in seconds.")
+def synth(out_dir, clips, seed, sample_rate, profile, duration):
+    """Generate a SynthCaps dataset (Clotho v2.1 layout + tags.csv) in OUT_DIR."""
+    from aacbatch.data.synthcaps import generate
+
+    lo, hi = _duration_range(duration)
+    bar = _progress(clips, f"synth {out_dir.name}")
+    summary = generate(out_dir, clips, seed=seed, sample_rate=sample_rate, profile=profile, duration=(lo, hi),
+                       progress=lambda done, total: bar.update(done - bar.n))
+    bar.close()
+    counts = " ".join(f"{k}={v}" for k, v in summary.split_counts.items())
+    click.echo(f"{out_dir}: {summary.n_clips} clips ({counts}), {len(summary.labels)} event labels")
+
+
+def _duration_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected MIN,MAX seconds, got {text!r}", param_hint="--duration") from None
+    if not 0 < lo <= hi:
+        raise click.BadParameter(f"need 0 < MIN <= MAX, got {text!r}", param_hint="--duration")
+    return lo, hi
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--scale", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
+@click.pass_context
+def demo(ctx, scale):
+    """Run the pipeline end to end on generated SynthCaps data (what `make demo` runs)."""
+    from aacbatch.demo import run_demo
+
+    run_demo(_settings(ctx), scale=scale, echo=click.echo, progress=_progress)
+
+
+def main() -> None:
+    cli(prog_name="aacbatch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: ingest of real corpora, the SynthCaps generator and splits."""
