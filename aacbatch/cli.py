@@ -181,6 +181,62 @@ def _duration_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+# --- features ------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("spec")
+@click.option("--dataset", required=True, help="Registered dataset to featurize.")
+@click.option("--split", help="Only the clips (and their captions) of this split.")
+@click.option("--shard", default="0/1", show_default=True, metavar="K/N",
+              help="Compute blocks with index % N == K; run N processes (any machines) for N shards.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes on this machine.")
+@click.option("--rebuild", is_flag=True, help="Replace a cache built from another spec, dataset or model.")
+@click.option("--skip-bad", is_flag=True, help="Record unusable clips as bad (placeholders) instead of stopping.")
+@click.pass_context
+def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad):
+    """Compute feature set SPEC (features/SPEC.toml or a path) for a dataset into the Zarr cache."""
+    from aacbatch.featurize.job import featurize as run_featurize, parse_shard
+
+    result = run_featurize(_registry(ctx), spec, dataset, split=split, shard=parse_shard(shard), workers=workers,
+                           rebuild=rebuild, skip_bad=skip_bad, progress=_progress)
+    for _, reason in result.bad:
+        click.echo(f"skipped (bad input): {reason}", err=True)
+    note = " [random-weight model]" if result.random_weights else ""
+    click.echo(f"{result.name} [{dataset}]: {result.status}, {result.n_items} items, "
+               f"{result.computed_blocks} blocks computed, {len(result.bad)} bad{note} → {result.url}")
+
+
+@cli.group()
+def features():
+    """Inspect feature sets."""
+
+
+@features.command("list")
+@click.option("--dataset", help="Only this dataset.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@click.pass_context
+def features_list(ctx, dataset, fmt):
+    """Feature sets in the registry with their status and path."""
+    from aacbatch.formatting import render
+    from aacbatch.registry.queries import named_query, run_sql
+
+    columns, rows = run_sql(_registry(ctx), named_query("feature_sets").read_text(), {"dataset": dataset})
+    click.echo(render(columns, rows, fmt))
+
+
+@features.command("show")
+@click.argument("name")
+@click.option("--dataset", required=True)
+@click.pass_context
+def features_show(ctx, name, dataset):
+    """Spec, fingerprint, model identity, arrays and completion of one feature set."""
+    import json
+
+    from aacbatch.featurize.inspect import describe
+
+    click.echo(json.dumps(describe(_registry(ctx), dataset, name), indent=2))
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 @cli.command()

@@ -66,7 +66,7 @@ def _insert_rows(session, dataset_id: str, manifest: Manifest) -> None:
         clip_id = new_id()
         info = entry.info
         clips.append(dict(id=clip_id, dataset_id=dataset_id, idx=i, name=entry.name, source_split=entry.source_split,
-                          path=str(entry.path.absolute()), duration=info.duration, sample_rate=info.sample_rate,
+                          path=str(entry.path.absolute()), duration=info.duration, n_frames=info.frames, sample_rate=info.sample_rate,
                           channels=info.channels, tags=";".join(entry.tags) if entry.tags else None))
         members.append(dict(id=new_id(), dataset_id=dataset_id, name=entry.source_split, clip_id=clip_id,
                             recipe=SOURCE_RECIPE))

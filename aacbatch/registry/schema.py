@@ -74,6 +74,7 @@ class Clip(Base):
     source_split: Mapped[str] = mapped_column(String(64), nullable=False)
     path: Mapped[str] = mapped_column(Text, nullable=False)
     duration: Mapped[float] = mapped_column(Float, nullable=False)
+    n_frames: Mapped[int] = mapped_column(Integer, nullable=False)  # samples per channel at sample_rate
     sample_rate: Mapped[int] = mapped_column(Integer, nullable=False)
     channels: Mapped[int] = mapped_column(Integer, nullable=False)
     tags: Mapped[str | None] = mapped_column(Text)  # ';'-joined labels, NULL when the corpus has none
@@ -108,6 +109,7 @@ class FeatureSet(Base):
     """A Zarr feature set computed once from a dataset and a spec."""
 
     __tablename__ = "feature_sets"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)

@@ -46,6 +46,7 @@ def upgrade() -> None:
     sa.Column('source_split', sa.String(length=64), nullable=False),
     sa.Column('path', sa.Text(), nullable=False),
     sa.Column('duration', sa.Float(), nullable=False),
+    sa.Column('n_frames', sa.Integer(), nullable=False),
     sa.Column('sample_rate', sa.Integer(), nullable=False),
     sa.Column('channels', sa.Integer(), nullable=False),
     sa.Column('tags', sa.Text(), nullable=True),
@@ -79,7 +80,8 @@ def upgrade() -> None:
     sa.Column('n_items', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_feature_sets'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_feature_sets')),
+    sa.UniqueConstraint('dataset_id', 'name', name=op.f('uq_feature_sets_dataset_id_name'))
     )
     op.create_index(op.f('ix_feature_sets_dataset_id'), 'feature_sets', ['dataset_id'], unique=False)
     op.create_index(op.f('ix_feature_sets_fingerprint'), 'feature_sets', ['fingerprint'], unique=False)

@@ -1,0 +1,195 @@
+"""``aacbatch featurize``: compute one feature set over a dataset, resumably and in shards.
+
+The job fingerprints (spec + source items + model identity), opens or creates the Zarr
+group (refusing a cache built from anything else), records the feature set in the registry
+as ``building``, computes the pending blocks of its shard and marks the set ``complete``
+only when every block of every shard is done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from aacbatch.cache import FeatureStore, fingerprint
+from aacbatch.config import Settings
+from aacbatch.errors import InputError
+from aacbatch.featurize.items import load_items
+from aacbatch.featurize.kinds import Context, FeatureKind, kind_class
+from aacbatch.featurize.spec import Spec, load_spec
+from aacbatch.registry.schema import FeatureSet, utcnow
+from aacbatch.registry.store import Registry
+
+SHARD_WAIT_S = 600.0
+
+
+@dataclass(frozen=True)
+class FeaturizeResult:
+    name: str
+    url: str
+    status: str  # "complete" or "partial" (other shards still running, or an error stopped it)
+    n_items: int
+    computed_blocks: int
+    bad: list[tuple[int, str]]
+    random_weights: bool
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"1/4"`` → ``(1, 4)``; shards are numbered from 0."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected K/N with integers, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise InputError(f"--shard {text!r}: need 0 <= K < N")
+    return k, n
+
+
+def cache_url(settings: Settings, dataset: str, set_name: str) -> str:
+    return str(Path(settings.cache_dir) / dataset / f"{set_name}.zarr")
+
+
+def featurize(
+    registry: Registry,
+    spec_name: str,
+    dataset: str,
+    *,
+    split: str | None = None,
+    shard: tuple[int, int] = (0, 1),
+    workers: int = 1,
+    rebuild: bool = False,
+    skip_bad: bool = False,
+    progress: Callable | None = None,
+) -> FeaturizeResult:
+    settings = registry.settings
+    spec = load_spec(spec_name)
+    context = Context(settings=settings, dataset=dataset)
+    kind = kind_class(spec.kind)(spec.params, context)
+    items = load_items(registry, dataset, split)
+    todo = items.clips if kind.item == "clip" else items.captions
+    if not todo:
+        raise InputError(f"dataset {dataset!r} has no {kind.item}s{f' in split {split!r}' if split else ''} to featurize")
+    identity = kind.identity()
+    set_name = spec.name if split is None else f"{spec.name}@{split}"
+    url = cache_url(settings, dataset, set_name)
+    meta = {
+        "kind": spec.kind, "name": set_name, "dataset": dataset, "split": split, "item": kind.item,
+        "spec": spec.canonical(), "model_identity": identity,
+        "fingerprint": fingerprint(spec.canonical(), items.dataset_fingerprint, split,
+                                   [i.idx for i in todo], identity),
+    }
+    store = _open_store(url, meta, todo, kind, spec, shard, rebuild)
+    _record(registry, items.dataset_id, spec, meta, url, identity, "building", None)
+
+    pending = store.pending_blocks(*shard)
+    bad: list[tuple[int, str]] = []
+    bar = progress(sum(_block_len(store, b) for b in pending), f"{set_name} [{dataset}]") if progress else None
+    try:
+        for block, block_bad in _run_blocks(store, kind, todo, pending, workers, skip_bad, spec, context):
+            bad.extend(block_bad)
+            if bar is not None:
+                bar.update(_block_len(store, block))
+    finally:
+        if bar is not None:
+            bar.close()
+        complete = store.is_complete()
+        _record(registry, items.dataset_id, spec, meta, url, identity,
+                "complete" if complete else "partial", len(todo) if complete else None)
+    return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
+                           kind.random_weights)
+
+
+def _block_len(store: FeatureStore, block: int) -> int:
+    lo, hi = store.block_range(block)
+    return hi - lo
+
+
+def _open_store(url, meta, todo, kind: FeatureKind, spec: Spec, shard, rebuild) -> FeatureStore:
+    """Shard 0 creates the layout; other shards wait for it (never racing to create)."""
+    if shard[0] == 0:
+        return FeatureStore.create_or_resume(
+            url, meta=meta, item_index=np.array([i.idx for i in todo]), arrays=kind.arrays(),
+            lengths=kind.lengths(todo), block_size=spec.block_size, rebuild=rebuild)
+    if rebuild:
+        raise InputError("--rebuild is only allowed for shard 0/N (it recreates the whole cache)")
+    deadline = time.monotonic() + SHARD_WAIT_S
+    while True:
+        try:
+            store = FeatureStore.open(url, "r+")
+        except InputError:
+            store = None
+        if store is not None:
+            if store.meta.get("fingerprint") != meta["fingerprint"]:
+                raise InputError(f"feature cache {url} was built from another spec, dataset or model: "
+                                 "rebuild it with shard 0/N --rebuild")
+            return store
+        if time.monotonic() > deadline:
+            raise InputError(f"shard {shard[0]}/{shard[1]}: {url} was not created by shard 0 within {SHARD_WAIT_S:g} s")
+        time.sleep(0.5)
+
+
+def _compute_block(store: FeatureStore, kind: FeatureKind, todo: list, block: int, skip_bad: bool) -> list[tuple[int, str]]:
+    lo, hi = store.block_range(block)
+    block_items = todo[lo:hi]
+    bad: list[int] = []
+    reasons: list[tuple[int, str]] = []
+
+    def on_bad(k: int, exc: Exception) -> None:
+        item = block_items[k]
+        label = getattr(item, "name", None) or f"caption {item.idx}"
+        if not skip_bad:
+            raise InputError(f"{label}: {exc} — fix or remove it, or pass --skip-bad to record it and go on") from exc
+        bad.append(k)
+        reasons.append((lo + k, f"{label}: {exc}"))
+
+    values = kind.compute(block_items, on_bad)
+    store.write_block(block, values, bad)
+    return reasons
+
+
+# Worker processes rebuild the kind and the store once, then compute and write whole blocks.
+_WORKER: dict = {}
+
+
+def _worker_init(url: str, spec_kind: str, params: dict, context: Context, todo: list, skip_bad: bool) -> None:
+    _WORKER.update(store=FeatureStore.open(url, "r+"), kind=kind_class(spec_kind)(params, context), todo=todo,
+                   skip_bad=skip_bad)
+
+
+def _worker_block(block: int) -> tuple[int, list[tuple[int, str]]]:
+    w = _WORKER
+    return block, _compute_block(w["store"], w["kind"], w["todo"], block, w["skip_bad"])
+
+
+def _run_blocks(store, kind, todo, pending, workers, skip_bad, spec: Spec, context):
+    if workers <= 1 or len(pending) <= 1:
+        for block in pending:
+            yield block, _compute_block(store, kind, todo, block, skip_bad)
+        return
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(store.url, spec.kind, spec.params, context, todo, skip_bad)) as pool:
+        yield from pool.map(_worker_block, pending)
+
+
+def _record(registry: Registry, dataset_id: str, spec: Spec, meta: dict, url: str, identity, status: str,
+            n_items: int | None) -> None:
+    with registry.transaction() as session:
+        row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == dataset_id, FeatureSet.name == meta["name"]))
+        fields = dict(kind=spec.kind, fingerprint=meta["fingerprint"], spec_json=json.dumps(spec.canonical()),
+                      model_identity=json.dumps(identity) if identity is not None else None,
+                      random_weights=bool((identity or {}).get("random_weights", False)), path=url,
+                      status=status, n_items=n_items, updated_at=utcnow())
+        if row is None:
+            session.add(FeatureSet(name=meta["name"], dataset_id=dataset_id, **fields))
+        elif not (row.status == "complete" and status != "complete" and row.fingerprint == meta["fingerprint"]):
+            for key, value in fields.items():
+                setattr(row, key, value)

@@ -1,0 +1,79 @@
+"""The feature kinds, registered by name (Lhotse style): one module each, loaded on demand.
+
+A kind declares what it computes per item (:class:`~aacbatch.cache.ArraySpec`), the identity
+of any model it uses (part of the fingerprint), and computes a block of items at a time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from aacbatch.cache import ArraySpec
+from aacbatch.errors import InputError
+
+KINDS = {
+    "mel": "aacbatch.featurize.mel:MelKind",
+    "tokens": "aacbatch.featurize.tokens:TokensKind",
+}
+
+# Called with (position in block, error) for an item that cannot be computed: raises, or
+# records the item as bad (``--skip-bad``) so the kind writes a placeholder and goes on.
+OnBad = Callable[[int, Exception], None]
+
+
+@dataclass
+class Context:
+    """What a kind may need beyond its parameters: resolved locations and the dataset.
+
+    Picklable (worker processes receive it); the registry is opened on demand.
+    """
+
+    settings: object
+    dataset: str
+
+    @property
+    def registry(self):
+        from aacbatch.registry.store import Registry
+
+        return Registry(self.settings)
+
+
+class FeatureKind:
+    item: str = "clip"  # or "caption"
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, params: dict, context: Context):
+        self.params = self.Params(**params)
+        self.context = context
+
+    def arrays(self) -> dict[str, ArraySpec]:
+        raise NotImplementedError
+
+    def lengths(self, items: list) -> dict[str, np.ndarray]:
+        """Per-item time lengths of the ragged arrays, known before computing anything."""
+        return {}
+
+    def identity(self) -> dict | None:
+        """Model identity (names + content hashes); None when no model is involved."""
+        return None
+
+    @property
+    def random_weights(self) -> bool:
+        return bool((self.identity() or {}).get("random_weights", False))
+
+    def compute(self, items: list, on_bad: OnBad) -> dict[str, list[np.ndarray] | np.ndarray]:
+        raise NotImplementedError
+
+
+def kind_class(name: object, source: str = "spec") -> type[FeatureKind]:
+    if name not in KINDS:
+        raise InputError(f"{source}: unknown feature kind {name!r} (known: {', '.join(KINDS)})")
+    module, attr = KINDS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
