@@ -159,14 +159,21 @@ def split(ctx, dataset, sources, ratio, seed, into, eval_from, replace):
               help="target: Clotho-like, 5 captions; pretrain: larger-style, noisier, 1 caption.")
 @click.option("--duration", default="5,10", show_default=True, metavar="MIN,MAX", help="Clip length range in seconds.")
 def synth(out_dir, clips, seed, sample_rate, profile, duration):
-    """Generate a SynthCaps dataset (Clotho v2.1 layout + tags.csv) in OUT_DIR."""
+    """Generate a SynthCaps dataset (Clotho v2.1 layout + tags.csv) in OUT_DIR.
+
+    OUT_DIR must be new, empty, or an earlier SynthCaps output (which is replaced).
+    """
     from aacbatch.data.synthcaps import generate
 
     lo, hi = _duration_range(duration)
     bar = _progress(clips, f"synth {out_dir.name}")
-    summary = generate(out_dir, clips, seed=seed, sample_rate=sample_rate, profile=profile, duration=(lo, hi),
-                       progress=lambda done, total: bar.update(done - bar.n))
-    bar.close()
+    try:
+        summary = generate(out_dir, clips, seed=seed, sample_rate=sample_rate, profile=profile, duration=(lo, hi),
+                           progress=lambda done, total: bar.update(done - bar.n))
+    except (ValueError, FileExistsError) as exc:
+        raise click.BadParameter(str(exc)) from exc
+    finally:
+        bar.close()
     counts = " ".join(f"{k}={v}" for k, v in summary.split_counts.items())
     click.echo(f"{out_dir}: {summary.n_clips} clips ({counts}), {len(summary.labels)} event labels")
 
@@ -176,8 +183,8 @@ def _duration_range(text: str) -> tuple[float, float]:
         lo, hi = (float(x) for x in text.split(","))
     except ValueError:
         raise click.BadParameter(f"expected MIN,MAX seconds, got {text!r}", param_hint="--duration") from None
-    if not 0 < lo <= hi:
-        raise click.BadParameter(f"need 0 < MIN <= MAX, got {text!r}", param_hint="--duration")
+    if not 1.0 <= lo <= hi:
+        raise click.BadParameter(f"need 1 <= MIN <= MAX seconds, got {text!r}", param_hint="--duration")
     return lo, hi
 
 
@@ -235,6 +242,30 @@ def features_show(ctx, name, dataset):
     from aacbatch.featurize.inspect import describe
 
     click.echo(json.dumps(describe(_registry(ctx), dataset, name), indent=2))
+
+
+# --- training ------------------------------------------------------------------------------
+
+@cli.command("train")
+@click.option("--task", type=click.Choice(["tagger"]), help="What to train.")
+@click.option("--dataset", help="Registered dataset (its feature sets are the inputs).")
+@click.option("--config", "config", help="Recipe TOML (a path or a name in aacbatch/recipes/).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
+@click.option("--seed", type=int, help="Random seed (same as --set seed=S).")
+@click.option("--init-from", help="Start from this run's best weights and record it as the parent.")
+@click.option("--resume", help="Continue an interrupted run from its last checkpoint.")
+@click.pass_context
+def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume):
+    """Train a model from cached features and register the run with its scores."""
+    from aacbatch.train.run import train_task
+
+    if not resume and not task:
+        raise click.UsageError("give --task (or --resume RUN_ID)")
+    result = train_task(_registry(ctx), task, dataset=dataset, config=config, sets=sets, seed=seed,
+                        init_from=init_from, resume=resume, log=click.echo)
+    for split, metrics in result.final.items():
+        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
+        click.echo(f"{result.task} run {result.run_id} best checkpoint on {split}: {shown}")
 
 
 # --- demo ----------------------------------------------------------------------------------

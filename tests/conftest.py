@@ -59,3 +59,26 @@ def make_clotho(root: Path, per_split: dict[str, int] | None = None, n_captions:
 @pytest.fixture
 def clotho_dir(tmp_path: Path) -> Path:
     return make_clotho(tmp_path / "clotho")
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A small SynthCaps set shared by the slower tests (generated once per session)."""
+    from aacbatch.data.synthcaps import generate
+
+    out = tmp_path_factory.mktemp("synth") / "synthcaps"
+    generate(out, 60, seed=3, duration=(1.5, 2.0))
+    return out
+
+
+@pytest.fixture
+def synth_registry(registry, synth_dir) -> Registry:
+    """``registry`` with SynthCaps ingested as ``sc``, re-split, and its log-mels cached."""
+    from aacbatch.data.ingest import ingest
+    from aacbatch.data.splits import resplit
+    from aacbatch.featurize.job import featurize
+
+    ingest(registry, "clotho", synth_dir, name="sc")
+    resplit(registry, "sc", ratio=0.8)
+    featurize(registry, "mel", "sc")
+    return registry

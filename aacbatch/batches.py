@@ -1,0 +1,83 @@
+"""PyTorch access to cached features: padded batches read with few chunk reads.
+
+Training never touches audio or text models it does not train: it reads feature sets. A
+:class:`CachedBatches` dataset is indexed by *batches* (a list of example positions) rather
+than by single examples, so each source array is read once per batch, grouped by chunk
+(:class:`~aacbatch.cache.ArrayReader`), instead of once per example. Use it with
+``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``.
+
+An example is a (clip, caption) pair or a clip alone; each source says whether it is
+per-clip or per-caption, and rows are found through the feature set's ``item_index``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aacbatch.cache import FeatureStore
+from aacbatch.errors import InputError
+
+
+@dataclass(frozen=True)
+class Source:
+    """One array of one feature set, keyed by clip or caption dataset index."""
+
+    store: FeatureStore
+    array: str
+    key: str  # "clip" or "caption"
+
+
+def pad_ragged(items: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """[(T_i, ...)] → ((B, T_max, ...) float32 zero-padded, (B,) int64 lengths)."""
+    lengths = np.array([len(x) for x in items], dtype=np.int64)
+    out = np.zeros((len(items), int(lengths.max(initial=0)), *items[0].shape[1:]), dtype=np.float32)
+    for k, x in enumerate(items):
+        out[k, :len(x)] = x
+    return out, lengths
+
+
+class CachedBatches:
+    """Batches of examples from aligned feature sets.
+
+    ``clips[e]`` / ``captions[e]`` are the dataset indices of example ``e`` (``captions`` may
+    be None for clip-level tasks). Indexing with a list of example positions returns a dict of
+    numpy arrays: dense sources stacked (B, ...), ragged ones padded (B, T, ...) with
+    ``<name>_lengths`` (B,).
+    """
+
+    def __init__(self, sources: dict[str, Source], clips: np.ndarray, captions: np.ndarray | None = None,
+                 cache_bytes: int = 2 << 30):
+        self.clips = np.asarray(clips, dtype=np.int64)
+        self.captions = None if captions is None else np.asarray(captions, dtype=np.int64)
+        self._readers = {}
+        self._rows = {}
+        for name, src in sources.items():
+            keys = self.clips if src.key == "clip" else self.captions
+            if keys is None:
+                raise ValueError(f"source {name!r} is per caption but the examples have no captions")
+            position = {int(idx): row for row, idx in enumerate(src.store.item_index)}
+            missing = [int(k) for k in keys if int(k) not in position]
+            if missing:
+                raise InputError(f"feature set {src.store.url} lacks {len(missing)} {src.key}s of these examples "
+                                 f"(e.g. dataset index {missing[0]}): featurize the split you train on")
+            self._rows[name] = np.array([position[int(k)] for k in keys], dtype=np.int64)
+            self._readers[name] = src.store.reader(src.array, cache_bytes)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, batch: Sequence[int]) -> dict[str, np.ndarray]:
+        batch = np.asarray(batch, dtype=np.int64)
+        out: dict[str, np.ndarray] = {"clip_idx": self.clips[batch]}
+        if self.captions is not None:
+            out["caption_idx"] = self.captions[batch]
+        for name, reader in self._readers.items():
+            values = reader[self._rows[name][batch]]
+            if reader.ragged:
+                out[name], out[f"{name}_lengths"] = pad_ragged(values)
+            else:
+                out[name] = values
+        return out

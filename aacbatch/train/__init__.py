@@ -1,0 +1,1 @@
+"""Light trainers over cached features: one loop, one task module per ``--task``."""

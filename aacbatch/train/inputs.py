@@ -1,0 +1,42 @@
+"""What trainers read: complete feature sets from the registry and the examples of a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from aacbatch.cache import FeatureStore
+from aacbatch.data.register import dataset_by_name
+from aacbatch.errors import InputError
+from aacbatch.registry.schema import FeatureSet
+from aacbatch.registry.store import Registry
+
+
+@dataclass(frozen=True)
+class CachedSet:
+    """A complete feature set: its store plus what lineage records about it."""
+
+    store: FeatureStore
+    id: str
+    name: str
+    fingerprint: str
+    random_weights: bool
+
+    def lineage(self) -> dict:
+        return {"id": self.id, "name": self.name, "fingerprint": self.fingerprint, "random_weights": self.random_weights}
+
+
+def cached_set(registry: Registry, dataset: str, name: str) -> CachedSet:
+    """The complete feature set ``name`` of ``dataset``; a clear error if absent or unfinished."""
+    with registry.transaction() as session:
+        ds = dataset_by_name(session, dataset)
+        row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == name))
+    if row is None:
+        raise InputError(f"dataset {dataset!r} has no feature set {name!r}: run `aacbatch featurize {name} --dataset {dataset}`")
+    if row.status != "complete":
+        raise InputError(f"feature set {name!r} of {dataset!r} is {row.status}: finish it with `aacbatch featurize {name} --dataset {dataset}`")
+    store = FeatureStore.open(row.path)
+    if store.meta.get("fingerprint") != row.fingerprint:
+        raise InputError(f"feature cache {row.path} does not match the registry's {name!r}: re-run featurize with --rebuild")
+    return CachedSet(store, row.id, name, row.fingerprint, row.random_weights)

@@ -1,0 +1,137 @@
+"""The one training loop (nanoGPT order): data → forward → loss → backward → step → log →
+eval → checkpoint, shared by every task.
+
+Determinism on CPU: the example order of epoch ``e`` comes from ``seed + e`` alone, torch's
+RNG state (dropout, SpecAugment) is saved in every checkpoint, and torch runs with
+deterministic algorithms, so a run resumed from its last checkpoint ends with the same
+weights and metrics as an uninterrupted one.
+
+Checkpoints describe themselves: task, full config, model config, feature-set fingerprints,
+parent run, optimiser/scheduler state, epoch, best metric and RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from aacbatch.train.runs import RunRecorder
+from aacbatch.train.schedule import warmup_cosine
+
+
+class Task(Protocol):
+    """What the loop needs from a task (tagger, retrieval, caption)."""
+
+    name: str
+    model: torch.nn.Module
+
+    def train_batches(self, epoch: int) -> list: ...
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def evaluate(self, split: str) -> dict[str, float | None]: ...
+    def describe(self) -> dict: ...
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    lr: float
+    warmup_epochs: float
+    weight_decay: float
+    grad_clip: float | None
+    seed: int
+    val_split: str
+    select_metric: str  # e.g. "mAP" or "t2a/mAP@10"; higher is better
+    eval_splits: tuple[str, ...]
+
+
+@dataclass
+class LoopState:
+    epoch: int = 0  # next epoch to run
+    step: int = 0
+    best: float = -math.inf
+    history: list = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _save(path: Path, task: Task, optimizer, state: LoopState, extra: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({**extra, **task.describe(), "model": task.model.state_dict(), "optimizer": optimizer.state_dict(),
+                "epoch": state.epoch, "step": state.step, "best": state.best, "history": state.history,
+                "torch_rng": torch.get_rng_state()}, tmp)
+    os.replace(tmp, path)  # a kill mid-save never leaves a truncated checkpoint
+
+
+def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, extra: dict,
+          resume_from: Path | None = None, log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Train, evaluate each epoch on ``cfg.val_split``, keep the best checkpoint by
+    ``cfg.select_metric``, then score the best on every split in ``cfg.eval_splits``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = LoopState()
+    if resume_from is not None:
+        ckpt = torch.load(resume_from, map_location="cpu", weights_only=False)
+        task.model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = LoopState(ckpt["epoch"], ckpt["step"], ckpt["best"], ckpt["history"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        log(f"resuming at epoch {state.epoch + 1}/{cfg.epochs}")
+    recorder.status("running")
+
+    steps_per_epoch = len(task.train_batches(0))
+    total = steps_per_epoch * cfg.epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    for epoch in range(state.epoch, cfg.epochs):
+        task.model.train()
+        losses = []
+        for batch in task.train_batches(epoch):
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * warmup_cosine(state.step, warmup, total)
+            loss, _ = task.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(task.model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            state.step += 1
+            losses.append(loss.item())
+        task.model.eval()
+        with torch.no_grad():
+            metrics = task.evaluate(cfg.val_split)
+        metrics["loss"] = float(np.mean(losses)) if losses else None
+        recorder.scores(cfg.val_split, metrics, epoch=epoch + 1)
+        value = metrics.get(cfg.select_metric)
+        improved = value is not None and value > state.best
+        state.epoch = epoch + 1
+        state.history.append({"epoch": epoch + 1, **metrics})
+        if improved:
+            state.best = value
+            _save(run_dir / "best.pt", task, optimizer, state, extra)
+            recorder.checkpoint(run_dir / "best.pt", state.epoch, state.step, is_best=True)
+        _save(run_dir / "last.pt", task, optimizer, state, extra)
+        recorder.checkpoint(run_dir / "last.pt", state.epoch, state.step, is_best=False)
+        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
+        log(f"epoch {epoch + 1}/{cfg.epochs}: {shown}{' *' if improved else ''}")
+
+    best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
+    best = torch.load(best_path, map_location="cpu", weights_only=False)
+    task.model.load_state_dict(best["model"])
+    task.model.eval()
+    final = {}
+    with torch.no_grad():
+        for split in cfg.eval_splits:
+            final[split] = task.evaluate(split)
+            recorder.scores(split, final[split], epoch=None)
+    recorder.status("finished")
+    return final

@@ -1,0 +1,142 @@
+"""``aacbatch train``: build a task from its config, register the run, run the loop.
+
+Resume (``--resume RUN_ID``) rebuilds the task from the config stored with the run and
+continues from its last checkpoint; ``--init-from RUN_ID`` starts from another run's best
+weights and records it as the parent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from sqlalchemy import select
+
+from aacbatch.data.register import dataset_by_name
+from aacbatch.errors import InputError
+from aacbatch.registry.schema import Checkpoint, Dataset
+from aacbatch.registry.store import Registry
+from aacbatch.train.config import as_dict, load_config
+from aacbatch.train.inputs import cached_set
+from aacbatch.train.loop import LoopConfig, seed_everything, train
+from aacbatch.train.runs import RunRecorder, get_run
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    config_cls: type
+    build: Callable  # (registry, dataset, cfg) -> (task, [CachedSet])
+    select_metric: str
+
+
+def _tagger(registry, dataset, cfg):
+    from aacbatch.train.tagger import TaggerTask
+
+    mel = cached_set(registry, dataset, cfg.mel)
+    return TaggerTask(registry, dataset, cfg, mel), [mel]
+
+
+def _tasks() -> dict[str, TaskSpec]:
+    from aacbatch.train.tagger import TaggerConfig
+
+    return {"tagger": TaskSpec(TaggerConfig, _tagger, "mAP")}
+
+
+TASKS = ("tagger",)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    task: str
+    final: dict[str, dict]
+    run_dir: Path
+
+
+def run_dir_for(registry: Registry, run_id: str) -> Path:
+    return Path(registry.settings.home) / "runs" / run_id
+
+
+def train_task(registry: Registry, task: str, *, dataset: str | None = None, config: str | None = None,
+               sets: tuple[str, ...] = (), seed: int | None = None, init_from: str | None = None,
+               resume: str | None = None, log: Callable[[str], None] = print) -> TrainResult:
+    if resume is not None:
+        return _resume(registry, resume, log)
+    specs = _tasks()
+    if task not in specs:
+        raise InputError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    if dataset is None:
+        raise InputError("--dataset is required for a new run")
+    spec = specs[task]
+    cfg = load_config(spec.config_cls, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
+    seed_everything(cfg.seed)
+    built, sets_used = spec.build(registry, dataset, cfg)
+    parent = None
+    if init_from is not None:
+        parent = get_run(registry, init_from)
+        _load_init(built.model, registry, parent.id)
+    with registry.transaction() as session:
+        dataset_id = dataset_by_name(session, dataset).id
+    recorder = RunRecorder.start(registry, task=task, config={"dataset": dataset, **as_dict(cfg)}, dataset_id=dataset_id,
+                                 parent_run_id=parent.id if parent else None,
+                                 feature_sets=[s.lineage() for s in sets_used], seed=cfg.seed,
+                                 random_weights=any(s.random_weights for s in sets_used))
+    log(f"run {recorder.run_id} ({task} on {dataset})")
+    return _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent.id if parent else None, None, log)
+
+
+def _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent_id, resume_from, log) -> TrainResult:
+    run_dir = run_dir_for(registry, recorder.run_id)
+    loop_cfg = LoopConfig(epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs, weight_decay=cfg.weight_decay,
+                          grad_clip=cfg.grad_clip, seed=cfg.seed, val_split=cfg.val_split,
+                          select_metric=spec.select_metric, eval_splits=tuple(cfg.eval_splits))
+    extra = {"run_id": recorder.run_id, "task": task, "dataset": dataset, "config": as_dict(cfg),
+             "feature_sets": [s.lineage() for s in sets_used], "parent_run_id": parent_id}
+    try:
+        final = train(built, loop_cfg, recorder, run_dir, extra, resume_from=resume_from, log=log)
+    except BaseException:
+        recorder.status("failed")
+        raise
+    return TrainResult(recorder.run_id, task, final, run_dir)
+
+
+def _resume(registry: Registry, run_id: str, log) -> TrainResult:
+    run = get_run(registry, run_id)
+    last = run_dir_for(registry, run.id) / "last.pt"
+    if run.status == "finished":
+        raise InputError(f"run {run.id} already finished; start a new run (e.g. --init-from {run.id}) instead")
+    if not last.is_file():
+        raise InputError(f"run {run.id} has no checkpoint at {last} yet: start it again instead of resuming")
+    spec = _tasks()[run.task]
+    stored = json.loads(run.config_json)
+    dataset = stored.pop("dataset")
+    cfg = load_config(spec.config_cls, base=stored)
+    seed_everything(cfg.seed)
+    built, sets_used = spec.build(registry, dataset, cfg)
+    recorded = {s["name"]: s["fingerprint"] for s in json.loads(run.feature_sets_json)}
+    changed = [s.name for s in sets_used if recorded.get(s.name) != s.fingerprint]
+    if changed:
+        raise InputError(f"feature set(s) {', '.join(changed)} changed since run {run.id} started: cannot resume it")
+    recorder = RunRecorder(registry, run.id)
+    return _run(registry, recorder, run.task, dataset, cfg, built, spec, sets_used, run.parent_run_id, last, log)
+
+
+def best_checkpoint_path(registry: Registry, run_id: str) -> Path:
+    with registry.transaction() as session:
+        path = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == run_id, Checkpoint.is_best))
+    if path is None or not Path(path).is_file():
+        raise InputError(f"run {run_id} has no best checkpoint on disk ({path}): did it finish?")
+    return Path(path)
+
+
+def _load_init(model: torch.nn.Module, registry: Registry, parent_id: str) -> None:
+    """Start from a parent run's best weights (all parameters whose names and shapes match)."""
+    state = torch.load(best_checkpoint_path(registry, parent_id), map_location="cpu", weights_only=False)["model"]
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise InputError(f"run {parent_id}'s weights share no parameters with this model: check --init-from")
+    model.load_state_dict(usable, strict=False)

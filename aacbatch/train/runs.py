@@ -1,0 +1,92 @@
+"""A run's rows in the registry: created at start, scores per epoch, checkpoints, finish.
+
+Each write is its own short transaction, so a long training run never holds the registry
+and other processes (featurize shards, other runs, queries) interleave freely.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from aacbatch.errors import NotFoundError
+from aacbatch.registry.schema import Checkpoint, Run, Score, new_id, utcnow
+from aacbatch.registry.store import Registry
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def get_run(registry: Registry, run_id: str) -> Run:
+    with registry.transaction() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            matches = session.scalars(select(Run).where(Run.id.like(f"{run_id}%"))).all() if len(run_id) >= 4 else []
+            if len(matches) == 1:
+                return matches[0]
+            raise NotFoundError(f"unknown run id {run_id!r}: list runs with "
+                                "`aacbatch sql \"SELECT id, task, status FROM runs\"`")
+        return run
+
+
+class RunRecorder:
+    """Registry writes of one run."""
+
+    def __init__(self, registry: Registry, run_id: str):
+        self.registry = registry
+        self.run_id = run_id
+
+    @classmethod
+    def start(cls, registry: Registry, *, task: str, config: dict, dataset_id: str | None, parent_run_id: str | None,
+              feature_sets: list[dict], seed: int, random_weights: bool) -> "RunRecorder":
+        run_id = new_id()
+        with registry.transaction() as session:
+            session.add(Run(id=run_id, task=task, dataset_id=dataset_id, parent_run_id=parent_run_id,
+                            config_json=json.dumps(config), feature_sets_json=json.dumps(feature_sets), seed=seed,
+                            status="running", random_weights=random_weights, host=socket.gethostname(),
+                            git_rev=git_revision()))
+        return cls(registry, run_id)
+
+    def scores(self, split: str, metrics: dict[str, float | None], epoch: int | None,
+               reasons: dict[str, str] | None = None) -> None:
+        """Store metrics; for a final (epoch None) evaluation, replace earlier final values."""
+        reasons = reasons or {}
+        with self.registry.transaction() as session:
+            if epoch is None:
+                for old in session.scalars(select(Score).where(Score.run_id == self.run_id, Score.split == split,
+                                                               Score.epoch.is_(None))):
+                    session.delete(old)
+            for metric, value in metrics.items():
+                session.add(Score(run_id=self.run_id, split=split, metric=metric, value=value,
+                                  reason=reasons.get(metric) if value is None else None, epoch=epoch))
+
+    def checkpoint(self, path: Path, epoch: int, step: int, is_best: bool) -> None:
+        with self.registry.transaction() as session:
+            row = session.scalar(select(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.path == str(path)))
+            if is_best:
+                session.execute(update(Checkpoint).where(Checkpoint.run_id == self.run_id).values(is_best=False))
+            if row is None:
+                session.add(Checkpoint(run_id=self.run_id, epoch=epoch, step=step, path=str(path), is_best=is_best))
+            else:
+                row.epoch, row.step, row.is_best, row.created_at = epoch, step, is_best, utcnow()
+
+    def status(self, status: str) -> None:
+        with self.registry.transaction() as session:
+            run = session.get(Run, self.run_id)
+            run.status = status
+            run.finished_at = utcnow() if status in ("finished", "failed") else None
+
+    def best_checkpoint(self) -> Path | None:
+        with self.registry.transaction() as session:
+            path = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == self.run_id, Checkpoint.is_best))
+        return Path(path) if path else None

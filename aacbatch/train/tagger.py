@@ -1,0 +1,105 @@
+"""``--task tagger``: a CNN14 variant trained on a dataset's tags (BCE), reported by mAP.
+
+Offline it stands in for AudioSet pretraining: its checkpoint is CLAP-TAG's frozen teacher
+(the ``tags`` feature kind) and the initial audio encoder of CLAP. With real data, start
+from the official PANNs weights instead (``init_checkpoint``) or skip this task entirely.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aacbatch.batches import CachedBatches, Source
+from aacbatch.errors import InputError
+from aacbatch.evaluate.tagging import mean_average_precision
+from aacbatch.featurize.items import load_items
+from aacbatch.models.cnn14 import CNN14_CONFIGS, Cnn14Config, create_cnn14, load_panns_checkpoint
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    model: str = "cnn14-tiny"
+    mel: str = "mel"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    seed: int = 0
+    train_split: str = "train"
+    val_split: str = "val"
+    eval_splits: tuple[str, ...] = ("val",)
+    init_checkpoint: str | None = None  # PANNs-layout file to start from (must match model's head)
+
+
+def tag_labels(dataset_meta: str, clips) -> list[str]:
+    """The dataset's ordered tag vocabulary (``labels.txt``) or the sorted union of clip tags."""
+    labels = json.loads(dataset_meta or "{}").get("tag_labels")
+    if labels:
+        return list(labels)
+    found = sorted({t for c in clips if c.tags for t in c.tags.split(";")})
+    if not found:
+        raise InputError("the dataset has no tags to train a tagger on (tags.csv / MACS tags / a tags column)")
+    return found
+
+
+def multi_hot(clips, labels: list[str]) -> np.ndarray:
+    index = {l: k for k, l in enumerate(labels)}
+    out = np.zeros((len(clips), len(labels)), dtype=np.float32)
+    for i, clip in enumerate(clips):
+        for tag in (clip.tags or "").split(";"):
+            if tag in index:
+                out[i, index[tag]] = 1.0
+    return out
+
+
+class TaggerTask:
+    name = "tagger"
+
+    def __init__(self, registry, dataset: str, cfg: TaggerConfig, mel_set):
+        self.cfg = cfg
+        self.mel_set = mel_set
+        everything = load_items(registry, dataset)
+        self.labels = tag_labels(everything.dataset_meta, everything.clips)
+        if cfg.model not in CNN14_CONFIGS:
+            raise InputError(f"unknown model {cfg.model!r}: choose one of {', '.join(CNN14_CONFIGS)}")
+        self.model_config = Cnn14Config(**{**asdict(CNN14_CONFIGS[cfg.model]), "n_classes": len(self.labels)})
+        self.model = create_cnn14(self.model_config)
+        if cfg.init_checkpoint:
+            load_panns_checkpoint(self.model, cfg.init_checkpoint)
+        self.splits = {}
+        for split in {cfg.train_split, cfg.val_split, *cfg.eval_splits}:
+            clips = load_items(registry, dataset, split).clips
+            self.splits[split] = (CachedBatches({"mel": Source(mel_set.store, "mel", "clip")}, [c.idx for c in clips]),
+                                  multi_hot(clips, self.labels))
+
+    def train_batches(self, epoch: int) -> list[np.ndarray]:
+        data, _ = self.splits[self.cfg.train_split]
+        order = np.random.default_rng(self.cfg.seed + epoch).permutation(len(data))
+        return [order[i:i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
+
+    def _forward(self, split: str, batch: np.ndarray):
+        data, _ = self.splits[split]
+        b = data[batch]
+        return self.model(torch.from_numpy(b["mel"]), torch.from_numpy(b["mel_lengths"]), is_logmel=True)
+
+    def loss(self, batch: np.ndarray):
+        _, targets = self.splits[self.cfg.train_split]
+        out = self._forward(self.cfg.train_split, batch)
+        loss = F.binary_cross_entropy_with_logits(out.tag_logits, torch.from_numpy(targets[batch]))
+        return loss, {"bce": float(loss.detach())}
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        data, targets = self.splits[split]
+        scores = [self._forward(split, np.arange(i, min(i + 64, len(data)))).tag_scores.numpy()
+                  for i in range(0, len(data), 64)]
+        return {"mAP": mean_average_precision(targets, np.concatenate(scores))}
+
+    def describe(self) -> dict:
+        return {"model_family": "cnn14", "model_config": asdict(self.model_config), "labels": self.labels}

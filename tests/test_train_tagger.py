@@ -1,0 +1,80 @@
+"""Training loop via the tagger task: registry rows, checkpoints, determinism, resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aacbatch.errors import InputError, NotFoundError
+from aacbatch.evaluate.tagging import average_precision, mean_average_precision
+from aacbatch.registry.queries import run_sql
+from aacbatch.train.config import load_config, parse_value
+from aacbatch.train.run import train_task
+from aacbatch.train.tagger import TaggerConfig
+
+FAST = ("epochs=3", "batch_size=16", "lr=3e-3", "eval_splits=['val', 'eval']")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_average_precision_by_hand():
+    targets = [[1, 0], [0, 0], [1, 1]]
+    scores = [[0.9, 0.1], [0.8, 0.8], [0.1, 0.8]]
+    ap = average_precision(targets, scores)
+    assert ap[0] == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert ap[1] == pytest.approx(1 / 2)  # the positive ties with a negative: ranked after it
+    assert mean_average_precision(targets, scores) == pytest.approx((ap[0] + ap[1]) / 2)
+
+
+def test_tagger_run_is_registered_with_scores_and_checkpoints(synth_registry):
+    result = train_task(synth_registry, "tagger", dataset="sc", sets=FAST, log=lambda _: None)
+    assert set(result.final) == {"val", "eval"} and 0.0 < result.final["eval"]["mAP"] <= 1.0
+    _, rows = run_sql(synth_registry, "SELECT task, status, seed, random_weights FROM runs")
+    assert rows == [("tagger", "finished", 0, False)]
+    _, epochs = run_sql(synth_registry, "SELECT epoch FROM scores WHERE metric = 'mAP' AND split = 'val' AND epoch IS NOT NULL ORDER BY epoch")
+    assert [e for (e,) in epochs] == [1, 2, 3]
+    _, final = run_sql(synth_registry, "SELECT split, value FROM scores WHERE epoch IS NULL AND metric = 'mAP' ORDER BY split")
+    assert dict(final) == pytest.approx({s: m["mAP"] for s, m in result.final.items()})
+    _, best = run_sql(synth_registry, "SELECT path FROM checkpoints WHERE is_best")
+    ckpt = torch.load(best[0][0], weights_only=False)
+    assert ckpt["task"] == "tagger" and ckpt["config"]["epochs"] == 3 and ckpt["feature_sets"][0]["name"] == "mel"
+    assert ckpt["model_config"]["n_classes"] == len(ckpt["labels"])
+
+
+def test_resumed_run_ends_equal_to_an_uninterrupted_one(synth_registry):
+    quiet = lambda _: None  # noqa: E731
+    straight = train_task(synth_registry, "tagger", dataset="sc", sets=FAST, log=quiet)
+
+    def stop_after_first_epoch(line: str) -> None:
+        if line.startswith("epoch 1/3"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_task(synth_registry, "tagger", dataset="sc", sets=FAST, log=stop_after_first_epoch)
+    _, rows = run_sql(synth_registry, "SELECT id FROM runs WHERE status = 'failed'")
+    resumed = train_task(synth_registry, None, resume=rows[0][0], log=quiet)
+    assert resumed.run_id == rows[0][0]
+    assert resumed.final == straight.final
+    with pytest.raises(InputError, match="already finished"):
+        train_task(synth_registry, None, resume=rows[0][0], log=quiet)
+
+
+def test_config_layers_and_errors(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('epochs = 4\nlr = 1\nmodel = "cnn14-small"\n')
+    cfg = load_config(TaggerConfig, recipe, ["lr=2e-4", "eval_splits=['eval']"])
+    assert (cfg.epochs, cfg.lr, cfg.model, cfg.eval_splits) == (4, 2e-4, "cnn14-small", ("eval",))
+    assert parse_value("abc") == "abc" and parse_value("true") is True
+    with pytest.raises(InputError, match=r"unknown setting 'epoch' \(did you mean 'epochs'\?\)"):
+        load_config(TaggerConfig, None, ["epoch=3"])
+    with pytest.raises(InputError, match=r"epochs = 'many' is not a <class 'int'>"):
+        load_config(TaggerConfig, None, ["epochs=many"])
+
+
+def test_unknown_run_and_missing_features(synth_registry):
+    with pytest.raises(NotFoundError, match="unknown run id 'nope'"):
+        train_task(synth_registry, None, resume="nope")
+    with pytest.raises(InputError, match=r"has no feature set 'mel16'.*aacbatch featurize mel16"):
+        train_task(synth_registry, "tagger", dataset="sc", sets=("mel=mel16",))
