@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from aacbatch.cache import FeatureStore
-from aacbatch.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -58,12 +57,7 @@ class CachedBatches:
             keys = self.clips if src.key == "clip" else self.captions
             if keys is None:
                 raise ValueError(f"source {name!r} is per caption but the examples have no captions")
-            position = {int(idx): row for row, idx in enumerate(src.store.item_index)}
-            missing = [int(k) for k in keys if int(k) not in position]
-            if missing:
-                raise InputError(f"feature set {src.store.url} lacks {len(missing)} {src.key}s of these examples "
-                                 f"(e.g. dataset index {missing[0]}): featurize the split you train on")
-            self._rows[name] = np.array([position[int(k)] for k in keys], dtype=np.int64)
+            self._rows[name] = src.store.rows(keys)
             self._readers[name] = src.store.reader(src.array, cache_bytes)
 
     def __len__(self) -> int:

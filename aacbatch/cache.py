@@ -211,6 +211,16 @@ class FeatureStore:
             self._item_index = self.group["item_index"][:]
         return self._item_index
 
+    def rows(self, item_indices: Sequence[int]) -> np.ndarray:
+        """Row positions of dataset items (clip or caption ``idx``); InputError if absent."""
+        if not hasattr(self, "_row_of"):
+            self._row_of = {int(idx): row for row, idx in enumerate(self.item_index)}
+        try:
+            return np.array([self._row_of[int(i)] for i in item_indices], dtype=np.int64)
+        except KeyError as exc:
+            raise InputError(f"feature set {self.url} has no item with dataset index {exc.args[0]}: "
+                             "featurize the split (or whole dataset) you use") from None
+
     def reader(self, name: str, cache_bytes: int = 2 << 30) -> "ArrayReader":
         return ArrayReader(self, name, cache_bytes)
 

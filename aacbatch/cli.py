@@ -199,13 +199,15 @@ def _duration_range(text: str) -> tuple[float, float]:
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes on this machine.")
 @click.option("--rebuild", is_flag=True, help="Replace a cache built from another spec, dataset or model.")
 @click.option("--skip-bad", is_flag=True, help="Record unusable clips as bad (placeholders) instead of stopping.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a spec key, e.g. --set teacher=RUN_ID.")
 @click.pass_context
-def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad):
+def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets):
     """Compute feature set SPEC (features/SPEC.toml or a path) for a dataset into the Zarr cache."""
     from aacbatch.featurize.job import featurize as run_featurize, parse_shard
+    from aacbatch.config import parse_pairs
 
     result = run_featurize(_registry(ctx), spec, dataset, split=split, shard=parse_shard(shard), workers=workers,
-                           rebuild=rebuild, skip_bad=skip_bad, progress=_progress)
+                           rebuild=rebuild, skip_bad=skip_bad, overrides=parse_pairs(sets), progress=_progress)
     for _, reason in result.bad:
         click.echo(f"skipped (bad input): {reason}", err=True)
     note = " [random-weight model]" if result.random_weights else ""
@@ -247,7 +249,7 @@ def features_show(ctx, name, dataset):
 # --- training ------------------------------------------------------------------------------
 
 @cli.command("train")
-@click.option("--task", type=click.Choice(["tagger"]), help="What to train.")
+@click.option("--task", type=click.Choice(["tagger", "bow"]), help="What to train (bow: the bag-of-words retrieval baseline).")
 @click.option("--dataset", help="Registered dataset (its feature sets are the inputs).")
 @click.option("--config", "config", help="Recipe TOML (a path or a name in aacbatch/recipes/).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")

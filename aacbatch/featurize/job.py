@@ -66,10 +66,11 @@ def featurize(
     workers: int = 1,
     rebuild: bool = False,
     skip_bad: bool = False,
+    overrides: dict | None = None,
     progress: Callable | None = None,
 ) -> FeaturizeResult:
     settings = registry.settings
-    spec = load_spec(spec_name)
+    spec = load_spec(spec_name, overrides)
     context = Context(settings=settings, dataset=dataset)
     kind = kind_class(spec.kind)(spec.params, context)
     items = load_items(registry, dataset, split)
@@ -83,7 +84,7 @@ def featurize(
         "kind": spec.kind, "name": set_name, "dataset": dataset, "split": split, "item": kind.item,
         "spec": spec.canonical(), "model_identity": identity,
         "fingerprint": fingerprint(spec.canonical(), items.dataset_fingerprint, split,
-                                   [i.idx for i in todo], identity),
+                                   [i.idx for i in todo], _content_only(identity)),
     }
     store = _open_store(url, meta, todo, kind, spec, shard, rebuild)
     _record(registry, items.dataset_id, spec, meta, url, identity, "building", None)
@@ -104,6 +105,13 @@ def featurize(
                 "complete" if complete else "partial", len(todo) if complete else None)
     return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
                            kind.random_weights)
+
+
+def _content_only(identity: dict | None) -> dict | None:
+    """Identity without file locations: moving a model or reinstalling keeps caches valid."""
+    if identity is None:
+        return None
+    return {k: v for k, v in identity.items() if not k.endswith("path")}
 
 
 def _block_len(store: FeatureStore, block: int) -> int:

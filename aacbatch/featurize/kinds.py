@@ -17,6 +17,7 @@ from aacbatch.errors import InputError
 
 KINDS = {
     "mel": "aacbatch.featurize.mel:MelKind",
+    "tags": "aacbatch.featurize.tags:TagsKind",
     "tokens": "aacbatch.featurize.tokens:TokensKind",
 }
 

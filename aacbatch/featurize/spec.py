@@ -44,7 +44,9 @@ def find_spec(name_or_path: str) -> Path:
     return packaged
 
 
-def load_spec(name_or_path: str) -> Spec:
+def load_spec(name_or_path: str, overrides: dict | None = None) -> Spec:
+    """Read a spec; ``overrides`` (from ``--set key=value``) replace or add keys, and are
+    checked like the file's own keys."""
     from aacbatch.featurize.kinds import kind_class
 
     path = find_spec(name_or_path)
@@ -52,6 +54,7 @@ def load_spec(name_or_path: str) -> Spec:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"feature spec {path} is not valid TOML ({exc})") from exc
+    raw.update(overrides or {})
     kind = raw.get("kind")
     cls = kind_class(kind, source=str(path))
     allowed = {f.name for f in fields(cls.Params)}

@@ -402,3 +402,26 @@ def _state_mismatches(expected: dict[str, Tensor], found: dict[str, Tensor]) -> 
         width = found["conv_block1.conv1.weight"].shape[0] / PANNS_CHANNELS[0]
         parts.append(f"the file looks like width={width:g}, n_classes={found['fc_audioset.weight'].shape[0]}")
     return "; ".join(parts)
+
+
+def load_tagger(path: str | Path, variant: str = "cnn14") -> Cnn14:
+    """A tagging CNN14 from an aacbatch tagger checkpoint or an official PANNs file.
+
+    An aacbatch checkpoint describes its architecture (``model_config``); a PANNs file
+    (``{"model": state_dict}`` only) is built as ``variant`` and loaded strictly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"CNN14 checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"CNN14 checkpoint {path} cannot be read ({str(exc).splitlines()[0]})") from exc
+    if isinstance(checkpoint, dict) and "model_config" in checkpoint and "model" in checkpoint:
+        model = Cnn14(Cnn14Config(**checkpoint["model_config"]))
+        problems = _state_mismatches(model.state_dict(), checkpoint["model"])
+        if problems:
+            raise InputError(f"CNN14 checkpoint {path} is inconsistent with its own config: {problems}")
+        model.load_state_dict(checkpoint["model"], strict=True)
+        return model
+    return create_cnn14(variant, checkpoint=path)

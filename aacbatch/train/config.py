@@ -14,17 +14,10 @@ import types
 import typing
 from pathlib import Path
 
+from aacbatch.config import parse_pairs
 from aacbatch.errors import InputError
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-
-
-def parse_value(text: str) -> object:
-    """TOML literal if it parses (``3``, ``1e-4``, ``true``, ``["val", "eval"]``), else the string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def _check_type(cls, name: str, value: object, source: str) -> object:
@@ -58,13 +51,7 @@ def load_config(cls, recipe: str | Path | None = None, sets: tuple[str, ...] | l
             layers.append((str(path), tomllib.loads(path.read_text(encoding="utf-8"))))
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"config {path} is not valid TOML ({exc})") from exc
-    overrides = {}
-    for pair in sets:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise InputError(f"--set {pair!r}: expected KEY=VALUE")
-        overrides[key.strip()] = parse_value(raw.strip())
-    layers.append(("--set", overrides))
+    layers.append(("--set", parse_pairs(sets)))
     names = [f.name for f in dataclasses.fields(cls)]
     for source, layer in layers:
         for key, value in layer.items():

@@ -20,7 +20,7 @@ from aacbatch.errors import InputError
 from aacbatch.registry.schema import Checkpoint, Dataset
 from aacbatch.registry.store import Registry
 from aacbatch.train.config import as_dict, load_config
-from aacbatch.train.inputs import cached_set
+from aacbatch.featurize.sets import cached_set
 from aacbatch.train.loop import LoopConfig, seed_everything, train
 from aacbatch.train.runs import RunRecorder, get_run
 
@@ -30,6 +30,7 @@ class TaskSpec:
     config_cls: type
     build: Callable  # (registry, dataset, cfg) -> (task, [CachedSet])
     select_metric: str
+    closed_form: bool = False  # fitted in one go (no epochs, no resume)
 
 
 def _tagger(registry, dataset, cfg):
@@ -39,13 +40,22 @@ def _tagger(registry, dataset, cfg):
     return TaggerTask(registry, dataset, cfg, mel), [mel]
 
 
+def _bow(registry, dataset, cfg):
+    mel = cached_set(registry, dataset, cfg.mel)
+    return mel, [mel]
+
+
 def _tasks() -> dict[str, TaskSpec]:
+    from aacbatch.train.bow import BowConfig
     from aacbatch.train.tagger import TaggerConfig
 
-    return {"tagger": TaskSpec(TaggerConfig, _tagger, "mAP")}
+    return {
+        "tagger": TaskSpec(TaggerConfig, _tagger, "mAP"),
+        "bow": TaskSpec(BowConfig, _bow, "t2a/mAP@10", closed_form=True),
+    }
 
 
-TASKS = ("tagger",)
+TASKS = ("tagger", "bow")
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,8 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
     seed_everything(cfg.seed)
     built, sets_used = spec.build(registry, dataset, cfg)
     parent = None
+    if init_from is not None and spec.closed_form:
+        raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
     if init_from is not None:
         parent = get_run(registry, init_from)
         _load_init(built.model, registry, parent.id)
@@ -85,6 +97,16 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
                                  feature_sets=[s.lineage() for s in sets_used], seed=cfg.seed,
                                  random_weights=any(s.random_weights for s in sets_used))
     log(f"run {recorder.run_id} ({task} on {dataset})")
+    if spec.closed_form:
+        from aacbatch.train.bow import fit_bow
+
+        run_dir = run_dir_for(registry, recorder.run_id)
+        try:
+            final = fit_bow(registry, dataset, cfg, built, recorder, run_dir)
+        except BaseException:
+            recorder.status("failed")
+            raise
+        return TrainResult(recorder.run_id, task, final, run_dir)
     return _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent.id if parent else None, None, log)
 
 

@@ -1,4 +1,4 @@
-"""What trainers read: complete feature sets from the registry and the examples of a split."""
+"""Complete feature sets looked up in the registry: what trainers and dependent kinds read."""
 
 from __future__ import annotations
 
