@@ -256,18 +256,61 @@ def features_show(ctx, name, dataset):
 @click.option("--seed", type=int, help="Random seed (same as --set seed=S).")
 @click.option("--init-from", help="Start from this run's best weights and record it as the parent.")
 @click.option("--resume", help="Continue an interrupted run from its last checkpoint.")
+@click.option("--reuse", is_flag=True, help="If a finished run has the same task, config, inputs and parent, report it instead.")
 @click.pass_context
-def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume):
+def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse):
     """Train a model from cached features and register the run with its scores."""
     from aacbatch.train.run import train_task
 
     if not resume and not task:
         raise click.UsageError("give --task (or --resume RUN_ID)")
     result = train_task(_registry(ctx), task, dataset=dataset, config=config, sets=sets, seed=seed,
-                        init_from=init_from, resume=resume, log=click.echo)
+                        init_from=init_from, resume=resume, reuse=reuse, log=click.echo)
     for split, metrics in result.final.items():
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
         click.echo(f"{result.task} run {result.run_id} best checkpoint on {split}: {shown}")
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+@cli.group()
+def metrics():
+    """Caption metrics (METEOR, CIDEr-D, SPICE, SPIDEr, SPIDEr-FL) and their assets."""
+
+
+@metrics.command("caption")
+@click.option("--predictions", required=True, type=click.Path(path_type=Path), help='JSON {"id": "caption"}.')
+@click.option("--references", required=True, type=click.Path(path_type=Path), help='JSON {"id": ["ref", ...]}.')
+@click.option("--json", "as_json", is_flag=True, help="Corpus and per-item values as JSON.")
+@click.pass_context
+def metrics_caption(ctx, predictions, references, as_json):
+    """Score captions against references; unavailable metrics print as n/a (reason)."""
+    import json
+
+    from aacbatch.evaluate.captions import caption_metrics, load_json_mapping
+
+    scores = caption_metrics(load_json_mapping(predictions, str), load_json_mapping(references, list),
+                             assets_dir=_settings(ctx).home / "assets")
+    if as_json:
+        clean = lambda v: None if v is None or v != v else v  # noqa: E731  (NaN → null)
+        click.echo(json.dumps({"corpus": {k: clean(v) for k, v in scores.corpus.items()}, "reasons": scores.reasons,
+                               "per_item": {m: {i: clean(v) for i, v in d.items()} for m, d in scores.per_item.items()}},
+                              indent=2))
+        return
+    for name, value in scores.corpus.items():
+        click.echo(f"{name:<10} {value:.4f}" if value is not None else f"{name:<10} n/a ({scores.reasons[name]})")
+
+
+@metrics.command("install")
+@click.option("--from", "from_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder holding the CoreNLP 3.6.0 jars and/or the FENSE checkpoint + bert-base-uncased.")
+@click.pass_context
+def metrics_install(ctx, from_dir):
+    """Copy user-supplied metric assets (SPICE's CoreNLP jars, FENSE) into HOME/assets."""
+    from aacbatch.evaluate.captions import install_assets
+
+    for path in install_assets(from_dir, _settings(ctx).home / "assets"):
+        click.echo(f"installed {path}")
 
 
 # --- demo ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from aacbatch.registry.store import Registry
 from aacbatch.train.config import as_dict, load_config
 from aacbatch.featurize.sets import cached_set
 from aacbatch.train.loop import LoopConfig, seed_everything, train
-from aacbatch.train.runs import RunRecorder, get_run
+from aacbatch.train.runs import RunRecorder, final_scores, find_finished, get_run
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def run_dir_for(registry: Registry, run_id: str) -> Path:
 
 def train_task(registry: Registry, task: str, *, dataset: str | None = None, config: str | None = None,
                sets: tuple[str, ...] = (), seed: int | None = None, init_from: str | None = None,
-               resume: str | None = None, log: Callable[[str], None] = print) -> TrainResult:
+               resume: str | None = None, reuse: bool = False, log: Callable[[str], None] = print) -> TrainResult:
     if resume is not None:
         return _resume(registry, resume, log)
     specs = _tasks()
@@ -92,9 +92,15 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
         _load_init(built.model, registry, parent.id)
     with registry.transaction() as session:
         dataset_id = dataset_by_name(session, dataset).id
-    recorder = RunRecorder.start(registry, task=task, config={"dataset": dataset, **as_dict(cfg)}, dataset_id=dataset_id,
-                                 parent_run_id=parent.id if parent else None,
-                                 feature_sets=[s.lineage() for s in sets_used], seed=cfg.seed,
+    config_record = {"dataset": dataset, **as_dict(cfg)}
+    lineage = [s.lineage() for s in sets_used]
+    if reuse:
+        done = find_finished(registry, task, config_record, lineage, parent.id if parent else None)
+        if done is not None:
+            log(f"reusing finished run {done.id} ({task} on {dataset}, same config and inputs)")
+            return TrainResult(done.id, task, final_scores(registry, done.id), run_dir_for(registry, done.id))
+    recorder = RunRecorder.start(registry, task=task, config=config_record, dataset_id=dataset_id,
+                                 parent_run_id=parent.id if parent else None, feature_sets=lineage, seed=cfg.seed,
                                  random_weights=any(s.random_weights for s in sets_used))
     log(f"run {recorder.run_id} ({task} on {dataset})")
     if spec.closed_form:

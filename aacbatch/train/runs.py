@@ -39,6 +39,30 @@ def get_run(registry: Registry, run_id: str) -> Run:
         return run
 
 
+def find_finished(registry: Registry, task: str, config: dict, feature_sets: list[dict],
+                  parent_run_id: str | None) -> Run | None:
+    """A finished run with exactly this task, config, inputs and parent (for ``--reuse``)."""
+    want = json.dumps(config, sort_keys=True), json.dumps(feature_sets, sort_keys=True)
+    with registry.transaction() as session:
+        for run in session.scalars(select(Run).where(Run.task == task, Run.status == "finished")
+                                   .order_by(Run.started_at.desc())):
+            have = (json.dumps(json.loads(run.config_json), sort_keys=True),
+                    json.dumps(json.loads(run.feature_sets_json), sort_keys=True))
+            if have == want and run.parent_run_id == parent_run_id:
+                return run
+    return None
+
+
+def final_scores(registry: Registry, run_id: str) -> dict[str, dict[str, float | None]]:
+    with registry.transaction() as session:
+        rows = session.execute(select(Score.split, Score.metric, Score.value)
+                               .where(Score.run_id == run_id, Score.epoch.is_(None))).all()
+    out: dict[str, dict] = {}
+    for split, metric, value in rows:
+        out.setdefault(split, {})[metric] = value
+    return out
+
+
 class RunRecorder:
     """Registry writes of one run."""
 
