@@ -173,3 +173,18 @@ def test_unknown_spec_and_split(registry, dataset):
         featurize(registry, "nope", dataset)
     with pytest.raises(InputError, match=r"has no split 'test'"):
         featurize(registry, "mel", dataset, split="test")
+
+
+def test_unwritable_cache_is_one_clear_error(registry, settings, dataset, small_spec, tmp_path):
+    if os.geteuid() == 0:
+        # root ignores permission bits; a file where the cache folder should be fails the same way
+        blocked = tmp_path / "blocked"
+        blocked.write_text("not a folder")
+        cache = blocked / "cache"
+    else:
+        cache = tmp_path / "ro"
+        cache.mkdir(mode=0o500)
+    readonly = Registry(Settings.resolve(home=settings.home, cache_dir=cache))
+    with pytest.raises(InputError, match=r"cannot write feature cache .*choose another --cache"):
+        featurize(readonly, small_spec, dataset)
+    assert run_sql(registry, "SELECT COUNT(*) FROM feature_sets")[1] == [(0,)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -86,17 +87,19 @@ def featurize(
         "fingerprint": fingerprint(spec.canonical(), items.dataset_fingerprint, split,
                                    [i.idx for i in todo], _content_only(identity)),
     }
-    store = _open_store(url, meta, todo, kind, spec, shard, rebuild)
+    with _cache_errors(url):
+        store = _open_store(url, meta, todo, kind, spec, shard, rebuild)
     _record(registry, items.dataset_id, spec, meta, url, identity, "building", None)
 
     pending = store.pending_blocks(*shard)
     bad: list[tuple[int, str]] = []
     bar = progress(sum(_block_len(store, b) for b in pending), f"{set_name} [{dataset}]") if progress else None
     try:
-        for block, block_bad in _run_blocks(store, kind, todo, pending, workers, skip_bad, spec, context):
-            bad.extend(block_bad)
-            if bar is not None:
-                bar.update(_block_len(store, block))
+        with _cache_errors(url):
+            for block, block_bad in _run_blocks(store, kind, todo, pending, workers, skip_bad, spec, context):
+                bad.extend(block_bad)
+                if bar is not None:
+                    bar.update(_block_len(store, block))
     finally:
         if bar is not None:
             bar.close()
@@ -105,6 +108,17 @@ def featurize(
                 "complete" if complete else "partial", len(todo) if complete else None)
     return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
                            kind.random_weights)
+
+
+@contextmanager
+def _cache_errors(url: str):
+    """Disk full, permissions, read-only stores: one line naming the cache and the fix."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(f"cannot write feature cache {url}: {reason}; free space, fix permissions or "
+                         "choose another --cache (finished blocks are kept and resume)") from exc
 
 
 def _content_only(identity: dict | None) -> dict | None:
