@@ -249,7 +249,8 @@ def features_show(ctx, name, dataset):
 # --- training ------------------------------------------------------------------------------
 
 @cli.command("train")
-@click.option("--task", type=click.Choice(["tagger", "bow"]), help="What to train (bow: the bag-of-words retrieval baseline).")
+@click.option("--task", type=click.Choice(["tagger", "bow", "clap", "clap_tag", "claip", "claip_tag"]),
+              help="What to train (bow: the bag-of-words retrieval baseline).")
 @click.option("--dataset", help="Registered dataset (its feature sets are the inputs).")
 @click.option("--config", "config", help="Recipe TOML (a path or a name in aacbatch/recipes/).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")

@@ -32,10 +32,32 @@ def ranks(similarity: np.ndarray, relevant: np.ndarray) -> np.ndarray:
 
 def retrieval_metrics(similarity: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
     """``{"R@1", "R@5", "R@10", "mAP@10"}`` for ``similarity[q, a]`` and ``relevant[q]``."""
-    r = ranks(similarity, relevant)
+    return _summarise(ranks(similarity, relevant))
+
+
+def _summarise(r: np.ndarray) -> dict[str, float]:
     return {
         "R@1": float(np.mean(r < 1)),
         "R@5": float(np.mean(r < 5)),
         "R@10": float(np.mean(r < 10)),
         "mAP@10": float(np.mean(np.where(r < 10, 1.0 / (r + 1), 0.0))),
     }
+
+
+def audio_to_text_metrics(similarity: np.ndarray, caption_clip: np.ndarray) -> dict[str, float]:
+    """Audio→text: ``similarity[a, t]`` for clip ``a`` and caption ``t`` whose clip is
+    ``caption_clip[t]``. A clip has several relevant captions; ``r`` is the pessimistic rank
+    of its best-scored one among the *other clips'* captions, and R@k and mAP@10 use that
+    ``r`` exactly as text→audio does (mAP@10 is the reciprocal rank of the first hit)."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    caption_clip = np.asarray(caption_clip, dtype=np.int64)
+    if similarity.ndim != 2 or caption_clip.shape != (similarity.shape[1],):
+        raise ValueError(f"need similarity (A, T) and caption_clip (T,), got {similarity.shape} and {caption_clip.shape}")
+    if not np.isfinite(similarity).all():
+        raise ValueError("similarity contains NaN or infinite values")
+    relevant = caption_clip[None, :] == np.arange(similarity.shape[0])[:, None]
+    if not relevant.any(axis=1).all():
+        raise ValueError("every clip needs at least one caption")
+    best = np.where(relevant, similarity, -np.inf).max(axis=1)
+    r = ((similarity >= best[:, None]) & ~relevant).sum(axis=1)
+    return _summarise(r)

@@ -19,6 +19,7 @@ KINDS = {
     "mel": "aacbatch.featurize.mel:MelKind",
     "tags": "aacbatch.featurize.tags:TagsKind",
     "tokens": "aacbatch.featurize.tokens:TokensKind",
+    "text_emb": "aacbatch.featurize.text_emb:TextEmbKind",
 }
 
 # Called with (position in block, error) for an item that cannot be computed: raises, or

@@ -45,20 +45,9 @@ class TagsKind(FeatureKind):
 
     @cached_property
     def checkpoint(self) -> Path:
-        path = Path(self.params.teacher)
-        if path.is_file():
-            return path
-        from aacbatch.registry.schema import Checkpoint, Run
-        from sqlalchemy import select
+        from aacbatch.registry.lookup import checkpoint_of
 
-        with self.context.registry.transaction() as session:
-            run = session.get(Run, self.params.teacher)
-            best = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == self.params.teacher, Checkpoint.is_best))
-        if run is None:
-            raise InputError(f"teacher {self.params.teacher!r} is neither a checkpoint file nor a registered run id")
-        if run.task != "tagger" or best is None:
-            raise InputError(f"teacher run {run.id} is a {run.task} run ({run.status}) without a best tagger checkpoint")
-        return Path(best)
+        return checkpoint_of(self.context.registry, self.params.teacher, ("tagger",))
 
     @cached_property
     def model(self):

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from sqlalchemy import select
 
 from aacbatch.data.register import dataset_by_name
 from aacbatch.errors import InputError
-from aacbatch.registry.schema import Checkpoint, Dataset
+from aacbatch.registry.lookup import checkpoint_of
 from aacbatch.registry.store import Registry
 from aacbatch.train.config import as_dict, load_config
 from aacbatch.featurize.sets import cached_set
@@ -40,6 +39,15 @@ def _tagger(registry, dataset, cfg):
     return TaggerTask(registry, dataset, cfg, mel), [mel]
 
 
+def _retrieval(task):
+    def build(registry, dataset, cfg):
+        from aacbatch.train.retrieval import RetrievalTask
+
+        built = RetrievalTask(registry, dataset, task, cfg)
+        return built, list(built.sets.values())
+    return build
+
+
 def _bow(registry, dataset, cfg):
     mel = cached_set(registry, dataset, cfg.mel)
     return mel, [mel]
@@ -47,15 +55,19 @@ def _bow(registry, dataset, cfg):
 
 def _tasks() -> dict[str, TaskSpec]:
     from aacbatch.train.bow import BowConfig
+    from aacbatch.train.retrieval import RETRIEVAL_TASKS, RetrievalConfig
     from aacbatch.train.tagger import TaggerConfig
 
     return {
         "tagger": TaskSpec(TaggerConfig, _tagger, "mAP"),
         "bow": TaskSpec(BowConfig, _bow, "t2a/mAP@10", closed_form=True),
+        **{t: TaskSpec(RetrievalConfig, _retrieval(t), "t2a/mAP@10") for t in RETRIEVAL_TASKS},
     }
 
 
-TASKS = ("tagger", "bow")
+TASKS = ("tagger", "bow", "clap", "clap_tag", "claip", "claip_tag")
+# Which runs a task may start from with --init-from (their weights load by matching names).
+INIT_FROM = {"tagger": ("tagger",), **{t: ("clap", "clap_tag", "claip", "claip_tag") for t in TASKS[2:]}}
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
         raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
     if init_from is not None:
         parent = get_run(registry, init_from)
-        _load_init(built.model, registry, parent.id)
+        _load_init(built.model, registry, parent.id, INIT_FROM[task])
     with registry.transaction() as session:
         dataset_id = dataset_by_name(session, dataset).id
     config_record = {"dataset": dataset, **as_dict(cfg)}
@@ -120,7 +132,8 @@ def _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent_
     run_dir = run_dir_for(registry, recorder.run_id)
     loop_cfg = LoopConfig(epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs, weight_decay=cfg.weight_decay,
                           grad_clip=cfg.grad_clip, seed=cfg.seed, val_split=cfg.val_split,
-                          select_metric=spec.select_metric, eval_splits=tuple(cfg.eval_splits))
+                          select_metric=getattr(cfg, "select_metric", spec.select_metric),
+                          eval_splits=tuple(cfg.eval_splits))
     extra = {"run_id": recorder.run_id, "task": task, "dataset": dataset, "config": as_dict(cfg),
              "feature_sets": [s.lineage() for s in sets_used], "parent_run_id": parent_id}
     try:
@@ -152,17 +165,9 @@ def _resume(registry: Registry, run_id: str, log) -> TrainResult:
     return _run(registry, recorder, run.task, dataset, cfg, built, spec, sets_used, run.parent_run_id, last, log)
 
 
-def best_checkpoint_path(registry: Registry, run_id: str) -> Path:
-    with registry.transaction() as session:
-        path = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == run_id, Checkpoint.is_best))
-    if path is None or not Path(path).is_file():
-        raise InputError(f"run {run_id} has no best checkpoint on disk ({path}): did it finish?")
-    return Path(path)
-
-
-def _load_init(model: torch.nn.Module, registry: Registry, parent_id: str) -> None:
+def _load_init(model: torch.nn.Module, registry: Registry, parent_id: str, tasks: tuple[str, ...]) -> None:
     """Start from a parent run's best weights (all parameters whose names and shapes match)."""
-    state = torch.load(best_checkpoint_path(registry, parent_id), map_location="cpu", weights_only=False)["model"]
+    state = torch.load(checkpoint_of(registry, parent_id, tasks), map_location="cpu", weights_only=False)["model"]
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:

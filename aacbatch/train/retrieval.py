@@ -1,0 +1,190 @@
+"""``--task clap | clap_tag | claip | claip_tag``: text-to-audio retrieval from caches.
+
+* ``clap``: symmetric InfoNCE between audio and caption embeddings;
+* ``clap_tag``: + λ·MAE or MSLE between the trained encoder's tag scores and the cached
+  teacher scores (feature kind ``tags``) — keeps the encoder's tagging knowledge;
+* ``claip``: + image→text InfoNCE with cached CLIP embeddings of Stable-Diffusion images
+  of each caption (feature kind ``images``); ``claip_tag``: both extra terms.
+
+An example is a (caption, clip) pair. Validation scores text→audio and audio→text R@1/5/10
+and mAP@10 over the split's captions and clips; the best epoch by ``select_metric`` is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from aacbatch.batches import CachedBatches, Source
+from aacbatch.errors import InputError
+from aacbatch.evaluate.retrieval import audio_to_text_metrics, retrieval_metrics
+from aacbatch.featurize.items import load_items
+from aacbatch.featurize.sets import cached_set
+from aacbatch.losses import TAG_LOSSES, info_nce, tag_regression
+from aacbatch.models.clap import Clap, ClapConfig
+from aacbatch.models.cnn14 import CNN14_CONFIGS, load_tagger
+from aacbatch.registry.lookup import checkpoint_of
+
+RETRIEVAL_TASKS = ("clap", "clap_tag", "claip", "claip_tag")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    audio_init: str = ""  # tagger run id or PANNs checkpoint path ("" = random CNN14 of `audio_model`)
+    audio_model: str = "cnn14-tiny"  # architecture when audio_init is a PANNs file or empty
+    text: str = "finetune"  # "finetune" (tokens → trained encoder) or "locked" (cached CLS embeddings)
+    text_model: str = "default"  # local HF directory for "finetune" ("default": all-MiniLM-L6-v2)
+    mel: str = "mel"
+    tokens: str = "tokens"
+    text_emb: str = "text_emb"
+    tags: str = "tags"
+    images: str = "images"
+    tag_loss: str = "mse_log"  # clap_tag/claip_tag: "mae" or "mse_log" (MSLE)
+    tag_lambda: float = 1.0
+    image_lambda: float = 1.0
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-4
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    captions_per_clip: int = 0  # per epoch: 0 = every caption (paper); n = n random captions per clip
+    seed: int = 0
+    train_split: str = "train"
+    val_split: str = "val"
+    eval_splits: tuple[str, ...] = ("val", "eval")
+    select_metric: str = "t2a/mAP@10"
+
+    def __post_init__(self):
+        if self.text not in ("finetune", "locked"):
+            raise ValueError(f"text must be 'finetune' or 'locked', got {self.text!r}")
+        if self.tag_loss not in TAG_LOSSES:
+            raise ValueError(f"tag_loss must be one of {', '.join(TAG_LOSSES)}, got {self.tag_loss!r}")
+
+
+class RetrievalTask:
+    def __init__(self, registry, dataset: str, task: str, cfg: RetrievalConfig):
+        self.name, self.cfg = task, cfg
+        self.use_tags, self.use_images = task.endswith("_tag"), task.startswith("claip")
+        self.sets = {"mel": cached_set(registry, dataset, cfg.mel)}
+        text_key = "tokens" if cfg.text == "finetune" else "text_emb"
+        self.sets[text_key] = cached_set(registry, dataset, getattr(cfg, text_key))
+        if self.use_tags:
+            self.sets["tags"] = cached_set(registry, dataset, cfg.tags)
+        if self.use_images:
+            self.sets["images"] = cached_set(registry, dataset, cfg.images)
+        self.model = Clap(self._model_config(registry))
+        if self._audio_state is not None:  # start from the tagger (AudioSet-pretraining stand-in)
+            self.model.audio.load_state_dict(self._audio_state)
+        self.splits = {s: self._examples(registry, dataset, s) for s in {cfg.train_split, cfg.val_split, *cfg.eval_splits}}
+
+    def _model_config(self, registry) -> ClapConfig:
+        cfg = self.cfg
+        audio = None
+        if cfg.audio_init:
+            audio = load_tagger(checkpoint_of(registry, cfg.audio_init, ("tagger",)), cfg.audio_model)
+            audio_cfg = asdict(audio.config)
+        elif cfg.audio_model in CNN14_CONFIGS:
+            audio_cfg = asdict(CNN14_CONFIGS[cfg.audio_model])
+        else:
+            raise InputError(f"unknown audio_model {cfg.audio_model!r}: choose one of {', '.join(CNN14_CONFIGS)}")
+        if self.use_tags:
+            n_teacher = self.sets["tags"].store.meta["arrays"]["scores"]["tail"][0]
+            if audio_cfg["n_classes"] != n_teacher:
+                raise InputError(f"the audio encoder tags {audio_cfg['n_classes']} classes but the teacher scores have "
+                                 f"{n_teacher}: initialise audio_init from the teacher (or a tagger with its labels)")
+        if cfg.text == "finetune":
+            from aacbatch.models.text import default_text_model_dir
+
+            text_model = str(default_text_model_dir() if cfg.text_model == "default" else cfg.text_model)
+            identity = self.sets["tokens"].store.meta["model_identity"] or {}
+            if cfg.text_model == "default" and identity.get("name") and "MiniLM" not in identity["name"]:
+                raise InputError("the tokens set was made with another tokenizer than text_model: set text_model to it")
+            from transformers import AutoConfig
+
+            text_dim = AutoConfig.from_pretrained(text_model, local_files_only=True).hidden_size
+        else:
+            text_model = None
+            text_dim = self.sets["text_emb"].store.meta["arrays"]["cls"]["tail"][0]
+        image_dim = self.sets["images"].store.meta["arrays"]["embedding"]["tail"][0] if self.use_images else None
+        config = ClapConfig(audio=audio_cfg, text_dim=text_dim, text_model=text_model, image_dim=image_dim)
+        self._audio_state = audio.state_dict() if audio is not None else None
+        return config
+
+    def _examples(self, registry, dataset: str, split: str) -> CachedBatches:
+        items = load_items(registry, dataset, split)
+        sources = {"mel": Source(self.sets["mel"].store, "mel", "clip")}
+        if self.cfg.text == "finetune":
+            sources["input_ids"] = Source(self.sets["tokens"].store, "input_ids", "caption")
+            sources["attention_mask"] = Source(self.sets["tokens"].store, "attention_mask", "caption")
+        else:
+            sources["cls"] = Source(self.sets["text_emb"].store, "cls", "caption")
+        if self.use_tags:
+            sources["tags"] = Source(self.sets["tags"].store, "scores", "clip")
+        if self.use_images:
+            sources["images"] = Source(self.sets["images"].store, "embedding", "caption")
+        return CachedBatches(sources, [c.clip_idx for c in items.captions], [c.idx for c in items.captions])
+
+    # --- loop hooks -----------------------------------------------------------------------
+
+    def train_batches(self, epoch: int) -> list[np.ndarray]:
+        data = self.splits[self.cfg.train_split]
+        rng = np.random.default_rng(self.cfg.seed + epoch)
+        if self.cfg.captions_per_clip > 0:
+            by_clip: dict[int, list[int]] = {}
+            for e, clip in enumerate(data.clips):
+                by_clip.setdefault(int(clip), []).append(e)
+            chosen = [e for clip in sorted(by_clip) for e in
+                      rng.choice(by_clip[clip], min(self.cfg.captions_per_clip, len(by_clip[clip])), replace=False)]
+            order = rng.permutation(np.array(chosen))
+        else:
+            order = rng.permutation(len(data))
+        size = self.cfg.batch_size
+        return [order[i:i + size] for i in range(0, len(order), size) if len(order[i:i + size]) > 1]
+
+    def _text(self, b: dict) -> torch.Tensor:
+        if self.cfg.text == "finetune":
+            return self.model.encode_text(torch.from_numpy(b["input_ids"]), torch.from_numpy(b["attention_mask"]))
+        return self.model.encode_text(cls=torch.from_numpy(b["cls"]))
+
+    def loss(self, batch: np.ndarray):
+        b = self.splits[self.cfg.train_split][batch]
+        clips = torch.from_numpy(b["clip_idx"])
+        audio, tag_scores = self.model.encode_audio(torch.from_numpy(b["mel"]), torch.from_numpy(b["mel_lengths"]))
+        text = self._text(b)
+        scale = self.model.scale()
+        loss = info_nce(audio, text, scale, clips)
+        logs = {"clap": float(loss.detach())}
+        if self.use_tags:
+            reg = tag_regression(tag_scores, torch.from_numpy(b["tags"]).float(), self.cfg.tag_loss)
+            loss = loss + self.cfg.tag_lambda * reg
+            logs["tag"] = float(reg.detach())
+        if self.use_images:
+            image = self.model.encode_image(torch.from_numpy(b["images"]))
+            img = info_nce(image, text, scale, clips, symmetric=False)
+            loss = loss + self.cfg.image_lambda * img
+            logs["image"] = float(img.detach())
+        return loss, logs
+
+    def similarity(self, split: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(captions × clips) cosine similarities of a split, each caption's clip column, clip ids."""
+        data = self.splits[split]
+        clips, first = np.unique(data.clips, return_index=True)
+        audio = []
+        for lo in range(0, len(first), batch_size):
+            b = data[first[lo:lo + batch_size]]
+            audio.append(self.model.encode_audio(torch.from_numpy(b["mel"]), torch.from_numpy(b["mel_lengths"]))[0])
+        text = [self._text(data[np.arange(lo, min(lo + batch_size, len(data)))]) for lo in range(0, len(data), batch_size)]
+        sim = (torch.cat(text) @ torch.cat(audio).T).numpy()
+        return sim, np.searchsorted(clips, data.clips), clips
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        sim, relevant, _ = self.similarity(split)
+        t2a = {f"t2a/{k}": v for k, v in retrieval_metrics(sim, relevant).items()}
+        a2t = {f"a2t/{k}": v for k, v in audio_to_text_metrics(sim.T, relevant).items()}
+        return {**t2a, **a2t}
+
+    def describe(self) -> dict:
+        return {"model_family": "clap", "model_config": asdict(self.model.config)}
