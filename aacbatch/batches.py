@@ -29,10 +29,18 @@ class Source:
     key: str  # "clip" or "caption"
 
 
-def pad_ragged(items: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """[(T_i, ...)] → ((B, T_max, ...) float32 zero-padded, (B,) int64 lengths)."""
+PAD_MULTIPLE = 32
+
+
+def pad_ragged(items: Sequence[np.ndarray], multiple: int = PAD_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:
+    """[(T_i, ...)] → ((B, T_pad, ...) float32 zero-padded, (B,) int64 lengths).
+
+    T_pad is T_max rounded up to ``multiple``: CPU convolution backends re-plan for every new
+    input shape (0.2–1 s each), so a few distinct shapes are much cheaper than many.
+    """
     lengths = np.array([len(x) for x in items], dtype=np.int64)
-    out = np.zeros((len(items), int(lengths.max(initial=0)), *items[0].shape[1:]), dtype=np.float32)
+    width = -(-int(lengths.max(initial=0)) // multiple) * multiple
+    out = np.zeros((len(items), width, *items[0].shape[1:]), dtype=np.float32)
     for k, x in enumerate(items):
         out[k, :len(x)] = x
     return out, lengths

@@ -23,7 +23,7 @@ last block, T' = T // 32)::
 
 from __future__ import annotations
 
-import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -338,50 +338,87 @@ def create_cnn14(name_or_config: str | Cnn14Config, checkpoint: str | Path | Non
 
     ``checkpoint`` is a PANNs-layout file (``{"model": state_dict}``), loaded strictly.
     """
-    if isinstance(name_or_config, Cnn14Config):
-        config = name_or_config
-    elif name_or_config in CNN14_CONFIGS:
-        config = CNN14_CONFIGS[name_or_config]
-    else:
-        raise InputError(f"unknown CNN14 variant {name_or_config!r}: choose one of {', '.join(CNN14_CONFIGS)}")
+    config = _resolve_config(name_or_config)
     if checkpoint is None:
         return Cnn14(config)
-    with torch.device("meta"):  # every tensor comes from the file: skip 80 M random inits
-        model = Cnn14(config)
-    model.load_state_dict(_read_panns_state(model, Path(checkpoint), weights_only=True), strict=True, assign=True)
-    return model
+    path = Path(checkpoint)
+    return _from_state(config, _read_checkpoint(path, weights_only=True)["model"], path)
 
 
 def load_panns_checkpoint(model: Cnn14, path: str | Path, *, weights_only: bool = True) -> None:
     """Load ``{"model": state_dict}`` from ``path`` into ``model`` with ``strict=True``.
 
-    Raises :class:`InputError` naming the file if it is missing, not in that layout, or its
-    keys/shapes do not fit ``model.config`` (with the width/classes the file appears to have).
-    ``weights_only`` refuses pickled code; pass False only for a file you trust that also
-    stores non-tensor objects. Copies into the model's tensors, so device and dtype stay.
+    Raises :class:`InputError` naming the file if it is missing, unreadable, not in that
+    layout, or its keys/shapes do not fit ``model.config`` (with the width/classes the file
+    appears to have). ``weights_only`` refuses pickled code; pass False only for a file you
+    trust that also stores non-tensor objects. Copies into the model's tensors, so device
+    and dtype stay.
     """
-    model.load_state_dict(_read_panns_state(model, Path(path), weights_only=weights_only), strict=True)
+    path = Path(path)
+    state = _read_checkpoint(path, weights_only=weights_only)["model"]
+    _check_fits(model, state, path)
+    model.load_state_dict(state, strict=True)
 
 
-def _read_panns_state(model: Cnn14, path: Path, *, weights_only: bool) -> dict[str, Tensor]:
-    """The checked state dict of a PANNs-layout file; :class:`InputError` if it does not fit."""
+def load_tagger(path: str | Path, variant: str | Cnn14Config = "cnn14") -> Cnn14:
+    """A tagging CNN14 from an aacbatch tagger checkpoint or an official PANNs file.
+
+    An aacbatch checkpoint describes its architecture (``model_config``); a PANNs file
+    (``{"model": state_dict}`` only) is built as ``variant`` and loaded strictly.
+    """
+    path = Path(path)
+    checkpoint = _read_checkpoint(path, weights_only=True)
+    if "model_config" in checkpoint:
+        try:
+            config = Cnn14Config(**checkpoint["model_config"])
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"CNN14 checkpoint {path} has an invalid model_config ({exc})") from exc
+    else:
+        config = _resolve_config(variant)
+    return _from_state(config, checkpoint["model"], path)
+
+
+def _resolve_config(name_or_config: str | Cnn14Config) -> Cnn14Config:
+    if isinstance(name_or_config, Cnn14Config):
+        return name_or_config
+    if name_or_config in CNN14_CONFIGS:
+        return CNN14_CONFIGS[name_or_config]
+    raise InputError(f"unknown CNN14 variant {name_or_config!r}: choose one of {', '.join(CNN14_CONFIGS)}")
+
+
+def _from_state(config: Cnn14Config, state: dict[str, Tensor], path: Path) -> Cnn14:
+    """A model whose every tensor is taken from ``state`` (strict)."""
+    with torch.device("meta"):  # all tensors come from the file: skip 80 M random inits
+        model = Cnn14(config)
+    _check_fits(model, state, path)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
+
+
+def _read_checkpoint(path: Path, *, weights_only: bool) -> dict:
+    """The dict stored at ``path``, which must hold a ``"model"`` state dict."""
     if not path.is_file():
         raise InputError(f"CNN14 checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:  # not a torch file, truncated, or objects weights_only refuses
+        text = " ".join(str(exc).split())
+        found = re.search(r"WeightsUnpickler error: (.*?)(?:\. Please use| Check the documentation|$)", text)
+        reason = found.group(1) if found else text[:200] or type(exc).__name__
+        hint = "; if you trust it, use load_panns_checkpoint(model, path, weights_only=False)"
         raise InputError(
-            f"CNN14 checkpoint {path} holds non-tensor objects ({str(exc).splitlines()[0]}); "
-            "if you trust it, use load_panns_checkpoint(model, path, weights_only=False)"
+            f"CNN14 checkpoint {path} cannot be read ({reason}){hint if 'Unsupported global' in reason else ''}"
         ) from exc
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         found = list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise InputError(f"CNN14 checkpoint {path} is not in the PANNs layout {{'model': state_dict}} (found {found})")
-    state = checkpoint["model"]
+    return checkpoint
+
+
+def _check_fits(model: Cnn14, state: dict[str, Tensor], path: Path) -> None:
     problems = _state_mismatches(model.state_dict(), state)
     if problems:
         raise InputError(f"CNN14 checkpoint {path} does not fit {model.config}: {problems}")
-    return state
 
 
 def _state_mismatches(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
@@ -402,26 +439,3 @@ def _state_mismatches(expected: dict[str, Tensor], found: dict[str, Tensor]) -> 
         width = found["conv_block1.conv1.weight"].shape[0] / PANNS_CHANNELS[0]
         parts.append(f"the file looks like width={width:g}, n_classes={found['fc_audioset.weight'].shape[0]}")
     return "; ".join(parts)
-
-
-def load_tagger(path: str | Path, variant: str = "cnn14") -> Cnn14:
-    """A tagging CNN14 from an aacbatch tagger checkpoint or an official PANNs file.
-
-    An aacbatch checkpoint describes its architecture (``model_config``); a PANNs file
-    (``{"model": state_dict}`` only) is built as ``variant`` and loaded strictly.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"CNN14 checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"CNN14 checkpoint {path} cannot be read ({str(exc).splitlines()[0]})") from exc
-    if isinstance(checkpoint, dict) and "model_config" in checkpoint and "model" in checkpoint:
-        model = Cnn14(Cnn14Config(**checkpoint["model_config"]))
-        problems = _state_mismatches(model.state_dict(), checkpoint["model"])
-        if problems:
-            raise InputError(f"CNN14 checkpoint {path} is inconsistent with its own config: {problems}")
-        model.load_state_dict(checkpoint["model"], strict=True)
-        return model
-    return create_cnn14(variant, checkpoint=path)
