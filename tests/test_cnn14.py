@@ -310,3 +310,32 @@ def test_spec_augment_only_in_training_and_seeded() -> None:
     assert int(freq_dropped.sum(dim=1).max()) <= 2 * 7
     # Time stripes fall inside each clip's valid frames.
     assert not time_dropped[3, 100 + 63 :].any()
+
+
+def test_parity_through_the_featurize_cache(loaded: Cnn14, reference_outputs, tmp_path: Path) -> None:
+    """The same audio as files → ingest → `featurize mel32` → Zarr → model == reference."""
+    import soundfile as sf
+
+    from aacbatch.batches import pad_ragged
+    from aacbatch.config import Settings
+    from aacbatch.data.ingest import ingest
+    from aacbatch.featurize.job import featurize
+    from aacbatch.featurize.sets import cached_set
+    from aacbatch.registry.store import Registry
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rows = ["file_name,caption"]
+    for k, clip in enumerate(_clips()):
+        sf.write(str(folder / f"c{k}.wav"), clip, SAMPLE_RATE, subtype="FLOAT")  # lossless float32
+        rows.append(f"c{k}.wav,clip {k}")
+    (folder / "list.csv").write_text("\n".join(rows) + "\n")
+    registry = Registry(Settings.resolve(home=tmp_path / "home"))
+    ingest(registry, "folder", folder / "list.csv", name="parity")
+    featurize(registry, "mel32", "parity")
+    store = cached_set(registry, "parity", "mel32").store
+    mels, lengths = pad_ragged(store.reader("mel")[store.rows([0, 1])], multiple=1)
+    with torch.no_grad():
+        out = loaded(torch.from_numpy(mels), torch.from_numpy(lengths), is_logmel=True)
+    _assert_close(out.tag_scores, reference_outputs["clipwise_output"], atol=1e-4)
+    _assert_close(out.embedding, reference_outputs["embedding"], atol=1e-4)
