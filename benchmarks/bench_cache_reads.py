@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aacbatch.batches import CachedBatches, Source, pad_ragged  # noqa: E402
 from aacbatch.cache import ArraySpec, FeatureStore  # noqa: E402
+from result import result  # noqa: E402
 
 N_CLIPS, BATCH, EPOCHS = 2000, 32, 5
 
@@ -52,7 +53,7 @@ def epochs(read) -> list[float]:
     return rates
 
 
-def main() -> dict:
+def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store, memmap, starts, lengths = build(Path(tmp))
         batches = CachedBatches({"mel": Source(store, "mel", "clip")}, clips=np.arange(N_CLIPS))
@@ -64,7 +65,7 @@ def main() -> dict:
     print(f"npy  clips/s per epoch: {', '.join(f'{r:,.0f}' for r in npy_rates)}")
     print(f"zarr / npy, first epoch only (includes decoding the set): {zarr_rates[0] / npy_rates[0]:.2f}x")
     print(f"zarr / npy over a {EPOCHS}-epoch run: {ratio:.2f}x (target >= 0.8x)")
-    return {"measure": "Zarr vs npy memmap batch reads", "value": ratio, "target": 0.8, "unit": "x"}
+    result(f"Zarr / npy memmap ragged batch reads ({EPOCHS}-epoch run)", ratio, ">=", 0.8)
 
 
 if __name__ == "__main__":
