@@ -79,3 +79,22 @@ def test_clap_tag_needs_a_teacher_with_the_encoders_classes(retrieval_registry):
     run = train_task(retrieval_registry, "clap_tag", dataset="sc",
                      sets=FAST + (f"audio_init='{tagger.run_id}'", "tag_loss='mae'"), log=QUIET)
     assert 0 <= run.final["eval"]["t2a/mAP@10"] <= 1
+
+
+def test_images_kind_and_claip_tag_marks_random_weights(retrieval_registry):
+    result = featurize(retrieval_registry, "images", "sc", overrides={"thumbnails": True})
+    assert result.random_weights and result.n_items == 300
+    from aacbatch.cache import FeatureStore
+
+    store = FeatureStore.open(result.url)
+    emb = store.group["embedding"][:].astype(np.float32)
+    assert emb.shape[0] == 300 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-2)
+    assert store.group["thumbnail"].shape == (300, 32, 32, 3)
+    again = featurize(retrieval_registry, "images", "sc", overrides={"thumbnails": True})
+    assert again.computed_blocks == 0
+    tagger = train_task(retrieval_registry, "tagger", dataset="sc", sets=("epochs=1",), log=QUIET)
+    featurize(retrieval_registry, "tags", "sc", overrides={"teacher": tagger.run_id})
+    run = train_task(retrieval_registry, "claip_tag", dataset="sc",
+                     sets=FAST + (f"audio_init='{tagger.run_id}'", "images='images'"), log=QUIET)
+    _, rows = run_sql(retrieval_registry, "SELECT random_weights FROM runs WHERE id = :r", {"r": run.run_id})
+    assert rows == [(True,)]  # depends on the random-weight SD/CLIP stand-ins, and says so

@@ -20,6 +20,7 @@ KINDS = {
     "tags": "aacbatch.featurize.tags:TagsKind",
     "tokens": "aacbatch.featurize.tokens:TokensKind",
     "text_emb": "aacbatch.featurize.text_emb:TextEmbKind",
+    "images": "aacbatch.featurize.images:ImagesKind",
 }
 
 # Called with (position in block, error) for an item that cannot be computed: raises, or

