@@ -272,6 +272,23 @@ def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse):
         click.echo(f"{result.task} run {result.run_id} best checkpoint on {split}: {shown}")
 
 
+@cli.group()
+def evaluate():
+    """Re-score trained runs."""
+
+
+@evaluate.command("retrieval")
+@click.option("--run", "run_id", required=True, help="A finished retrieval (or tagger) run.")
+@click.option("--split", "splits", multiple=True, default=("eval",), show_default=True, help="Split(s) to score.")
+@click.pass_context
+def evaluate_retrieval(ctx, run_id, splits):
+    """Score a run's best checkpoint on splits; scores and the similarity matrix go to the registry."""
+    from aacbatch.train.run import evaluate_run
+
+    for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits)).items():
+        click.echo(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None))
+
+
 # --- metrics -------------------------------------------------------------------------------
 
 @cli.group()

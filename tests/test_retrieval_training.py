@@ -98,3 +98,20 @@ def test_images_kind_and_claip_tag_marks_random_weights(retrieval_registry):
                      sets=FAST + (f"audio_init='{tagger.run_id}'", "images='images'"), log=QUIET)
     _, rows = run_sql(retrieval_registry, "SELECT random_weights FROM runs WHERE id = :r", {"r": run.run_id})
     assert rows == [(True,)]  # depends on the random-weight SD/CLIP stand-ins, and says so
+
+
+def test_similarity_artifact_and_reevaluation(retrieval_registry):
+    run = train_task(retrieval_registry, "clap", dataset="sc", sets=FAST, log=QUIET)
+    _, rows = run_sql(retrieval_registry, "SELECT artifact_path FROM predictions WHERE run_id = :r AND kind = 'similarity'",
+                      {"r": run.run_id})
+    saved = np.load(rows[0][0])
+    from aacbatch.evaluate.retrieval import retrieval_metrics
+
+    assert retrieval_metrics(saved["similarity"], saved["relevant"])["mAP@10"] == pytest.approx(run.final["eval"]["t2a/mAP@10"])
+    from aacbatch.train.run import evaluate_run
+
+    again = evaluate_run(retrieval_registry, run.run_id, ("eval",))
+    assert again["eval"] == pytest.approx(run.final["eval"])
+    _, n = run_sql(retrieval_registry, "SELECT COUNT(*) FROM scores WHERE run_id = :r AND epoch IS NULL AND split = 'eval'",
+                   {"r": run.run_id})
+    assert n == [(8,)]  # re-scoring replaces the final rows, it does not duplicate them

@@ -79,3 +79,12 @@ def test_unknown_run_and_missing_features(synth_registry):
         train_task(synth_registry, None, resume="nope")
     with pytest.raises(InputError, match=r"has no feature set 'mel16'.*aacbatch featurize mel16"):
         train_task(synth_registry, "tagger", dataset="sc", sets=("mel=mel16",))
+
+
+def test_nan_loss_stops_the_run_and_records_why(synth_registry):
+    from aacbatch.train.loop import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf) at epoch \d+, step \d+: lower the learning rate"):
+        train_task(synth_registry, "tagger", dataset="sc", sets=("epochs=3", "lr=1e30", "batch_size=8"), log=lambda _: None)
+    _, rows = run_sql(synth_registry, "SELECT status, error FROM runs")
+    assert rows[0][0] == "failed" and "TrainingDiverged: loss is" in rows[0][1]

@@ -137,6 +137,7 @@ class Run(Base):
     feature_sets_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
     seed: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)  # why a failed run failed
     random_weights: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     host: Mapped[str | None] = mapped_column(Text)
     git_rev: Mapped[str | None] = mapped_column(String(64))

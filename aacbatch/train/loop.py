@@ -22,8 +22,13 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from aacbatch.errors import AacbatchError
 from aacbatch.train.runs import RunRecorder
 from aacbatch.train.schedule import warmup_cosine
+
+
+class TrainingDiverged(AacbatchError):
+    """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
 
 
 class Task(Protocol):
@@ -99,6 +104,10 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * warmup_cosine(state.step, warmup, total)
             loss, _ = task.loss(batch)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss is {loss.item()} at epoch {epoch + 1}, step {state.step + 1}: lower the learning rate or "
+                    f"set grad_clip; the last good checkpoint is {run_dir / 'last.pt'}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -125,13 +134,21 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
         log(f"epoch {epoch + 1}/{cfg.epochs}: {shown}{' *' if improved else ''}")
 
     best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
-    best = torch.load(best_path, map_location="cpu", weights_only=False)
-    task.model.load_state_dict(best["model"])
-    task.model.eval()
+    task.model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])
+    final = score_splits(task, recorder, run_dir, cfg.eval_splits)
+    recorder.status("finished")
+    return final
+
+
+def score_splits(task: Task, recorder: RunRecorder, run_dir: Path, splits) -> dict[str, dict]:
+    """Final scores of the loaded model on ``splits`` (rows with epoch NULL), plus any
+    split-level artifacts the task saves (e.g. retrieval similarity matrices)."""
     final = {}
+    task.model.eval()
     with torch.no_grad():
-        for split in cfg.eval_splits:
+        for split in splits:
             final[split] = task.evaluate(split)
             recorder.scores(split, final[split], epoch=None)
-    recorder.status("finished")
+            for kind, path in getattr(task, "artifacts", lambda s, d: {})(split, run_dir).items():
+                recorder.artifact(split, kind, path)
     return final

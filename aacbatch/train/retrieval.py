@@ -181,10 +181,21 @@ class RetrievalTask:
         return sim, np.searchsorted(clips, data.clips), clips
 
     def evaluate(self, split: str) -> dict[str, float]:
-        sim, relevant, _ = self.similarity(split)
+        sim, relevant, clips = self.similarity(split)
+        self._last = (split, sim, relevant, clips)
         t2a = {f"t2a/{k}": v for k, v in retrieval_metrics(sim, relevant).items()}
         a2t = {f"a2t/{k}": v for k, v in audio_to_text_metrics(sim.T, relevant).items()}
         return {**t2a, **a2t}
+
+    def artifacts(self, split: str, run_dir) -> dict:
+        """Save the split's similarity matrix (rows: caption idx, columns: clip idx) as .npz."""
+        done, sim, relevant, clips = self._last
+        if done != split:
+            sim, relevant, clips = self.similarity(split)
+        path = run_dir / f"similarity-{split}.npz"
+        np.savez_compressed(path, similarity=sim.astype(np.float32), caption_idx=self.splits[split].captions,
+                            clip_idx=clips, relevant=relevant)
+        return {"similarity": path}
 
     def describe(self) -> dict:
         return {"model_family": "clap", "model_config": asdict(self.model.config)}

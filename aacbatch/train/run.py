@@ -121,8 +121,8 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
         run_dir = run_dir_for(registry, recorder.run_id)
         try:
             final = fit_bow(registry, dataset, cfg, built, recorder, run_dir)
-        except BaseException:
-            recorder.status("failed")
+        except BaseException as exc:
+            recorder.status("failed", _reason(exc))
             raise
         return TrainResult(recorder.run_id, task, final, run_dir)
     return _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent.id if parent else None, None, log)
@@ -138,19 +138,20 @@ def _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent_
              "feature_sets": [s.lineage() for s in sets_used], "parent_run_id": parent_id}
     try:
         final = train(built, loop_cfg, recorder, run_dir, extra, resume_from=resume_from, log=log)
-    except BaseException:
-        recorder.status("failed")
+    except BaseException as exc:
+        recorder.status("failed", _reason(exc))
         raise
     return TrainResult(recorder.run_id, task, final, run_dir)
 
 
-def _resume(registry: Registry, run_id: str, log) -> TrainResult:
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def rebuild(registry: Registry, run_id: str):
+    """A run's task rebuilt from its stored config, checking its inputs did not change."""
     run = get_run(registry, run_id)
-    last = run_dir_for(registry, run.id) / "last.pt"
-    if run.status == "finished":
-        raise InputError(f"run {run.id} already finished; start a new run (e.g. --init-from {run.id}) instead")
-    if not last.is_file():
-        raise InputError(f"run {run.id} has no checkpoint at {last} yet: start it again instead of resuming")
     spec = _tasks()[run.task]
     stored = json.loads(run.config_json)
     dataset = stored.pop("dataset")
@@ -160,9 +161,32 @@ def _resume(registry: Registry, run_id: str, log) -> TrainResult:
     recorded = {s["name"]: s["fingerprint"] for s in json.loads(run.feature_sets_json)}
     changed = [s.name for s in sets_used if recorded.get(s.name) != s.fingerprint]
     if changed:
-        raise InputError(f"feature set(s) {', '.join(changed)} changed since run {run.id} started: cannot resume it")
+        raise InputError(f"feature set(s) {', '.join(changed)} changed since run {run.id} was trained")
+    return run, spec, dataset, cfg, built, sets_used
+
+
+def _resume(registry: Registry, run_id: str, log) -> TrainResult:
+    run = get_run(registry, run_id)
+    last = run_dir_for(registry, run.id) / "last.pt"
+    if run.status == "finished":
+        raise InputError(f"run {run.id} already finished; start a new run (e.g. --init-from {run.id}) instead")
+    if not last.is_file():
+        raise InputError(f"run {run.id} has no checkpoint at {last} yet: start it again instead of resuming")
+    run, spec, dataset, cfg, built, sets_used = rebuild(registry, run.id)
     recorder = RunRecorder(registry, run.id)
     return _run(registry, recorder, run.task, dataset, cfg, built, spec, sets_used, run.parent_run_id, last, log)
+
+
+def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...]) -> dict[str, dict]:
+    """Re-score a finished run's best checkpoint on ``splits`` (``aacbatch evaluate``)."""
+    from aacbatch.train.loop import score_splits
+
+    run, spec, dataset, cfg, built, _ = rebuild(registry, run_id)
+    if spec.closed_form:
+        raise InputError(f"run {run.id} is a {run.task} run: its scores are computed when it is fitted")
+    built.model.load_state_dict(torch.load(checkpoint_of(registry, run.id, (run.task,)), map_location="cpu",
+                                           weights_only=False)["model"])
+    return score_splits(built, RunRecorder(registry, run.id), run_dir_for(registry, run.id), splits)
 
 
 def _load_init(model: torch.nn.Module, registry: Registry, parent_id: str, tasks: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from aacbatch.errors import NotFoundError
-from aacbatch.registry.schema import Checkpoint, Run, Score, new_id, utcnow
+from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, new_id, utcnow
 from aacbatch.registry.store import Registry
 
 
@@ -94,6 +94,14 @@ class RunRecorder:
                 session.add(Score(run_id=self.run_id, split=split, metric=metric, value=value,
                                   reason=reasons.get(metric) if value is None else None, epoch=epoch))
 
+    def artifact(self, split: str, kind: str, path: Path) -> None:
+        """Reference a split-level artifact (e.g. a similarity matrix), replacing an older one."""
+        with self.registry.transaction() as session:
+            for old in session.scalars(select(Prediction).where(Prediction.run_id == self.run_id, Prediction.split == split,
+                                                                Prediction.kind == kind)):
+                session.delete(old)
+            session.add(Prediction(run_id=self.run_id, split=split, kind=kind, artifact_path=str(path)))
+
     def checkpoint(self, path: Path, epoch: int, step: int, is_best: bool) -> None:
         with self.registry.transaction() as session:
             row = session.scalar(select(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.path == str(path)))
@@ -104,10 +112,11 @@ class RunRecorder:
             else:
                 row.epoch, row.step, row.is_best, row.created_at = epoch, step, is_best, utcnow()
 
-    def status(self, status: str) -> None:
+    def status(self, status: str, error: str | None = None) -> None:
         with self.registry.transaction() as session:
             run = session.get(Run, self.run_id)
             run.status = status
+            run.error = error
             run.finished_at = utcnow() if status in ("finished", "failed") else None
 
     def best_checkpoint(self) -> Path | None:

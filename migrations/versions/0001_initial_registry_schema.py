@@ -108,6 +108,7 @@ def upgrade() -> None:
     sa.Column('feature_sets_json', sa.Text(), nullable=False),
     sa.Column('seed', sa.Integer(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
     sa.Column('random_weights', sa.Boolean(), nullable=False),
     sa.Column('host', sa.Text(), nullable=True),
     sa.Column('git_rev', sa.String(length=64), nullable=True),
