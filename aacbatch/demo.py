@@ -82,14 +82,26 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     tagger = train_task(registry, "tagger", dataset=PRETRAIN, config="demo-tagger", reuse=True, log=echo)
     echo(f"tagger run {tagger.run_id}: val mAP {tagger.final['val']['mAP']:.3f}")
 
-    echo("\n== featurize: teacher tag scores, caption tokens ==")
+    echo("\n== featurize: teacher tag scores, caption tokens, locked-text embeddings, SD/CLIP images ==")
     for name in (PRETRAIN, TARGET):
         _show(echo, featurize(registry, "tags", name, overrides={"teacher": tagger.run_id}, progress=progress))
-        _show(echo, featurize(registry, "tokens", name, progress=progress))
+        for spec in ("tokens", "text_emb", "images"):
+            _show(echo, featurize(registry, spec, name, progress=progress))
+
+    echo("\n== retrieval: CLAP-TAG (MSLE) pretrain → finetune ==")
+    common = (f"audio_init='{tagger.run_id}'",)
+    pre = train_task(registry, "clap_tag", dataset=PRETRAIN, config="demo-retrieval-pretrain", sets=common,
+                     reuse=True, log=echo)
+    fine = train_task(registry, "clap_tag", dataset=TARGET, config="demo-retrieval-finetune", sets=common,
+                      init_from=pre.run_id, reuse=True, log=echo)
 
     echo("\n== baseline: bag of words on the target set ==")
     bow = train_task(registry, "bow", dataset=TARGET, reuse=True, log=echo)
-    echo("bow " + " ".join(f"{k}={v:.3f}" for k, v in bow.final["eval"].items()))
+
+    echo("\nText→audio retrieval on the target set's eval split (from the registry):")
+    columns, rows = run_sql(registry, named_query("eval_retrieval").read_text(), {"runs": f"{fine.run_id},{bow.run_id}"},
+                            source="sql/queries/eval_retrieval.sql")
+    echo(render(columns, rows, "table"))
 
     columns, rows = run_sql(registry, named_query("datasets").read_text(), source="sql/queries/datasets.sql")
     echo("\nDatasets (aacbatch sql --query datasets):")
