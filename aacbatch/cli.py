@@ -265,8 +265,12 @@ def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse):
 
     if not resume and not task:
         raise click.UsageError("give --task (or --resume RUN_ID)")
+    from aacbatch.train.distributed import world
+
     result = train_task(_registry(ctx), task, dataset=dataset, config=config, sets=sets, seed=seed,
                         init_from=init_from, resume=resume, reuse=reuse, log=click.echo)
+    if world()[0] != 0:
+        return  # under torchrun, rank 0 reports
     for split, metrics in result.final.items():
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
         click.echo(f"{result.task} run {result.run_id} best checkpoint on {split}: {shown}")

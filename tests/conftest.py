@@ -14,8 +14,10 @@ from aacbatch.registry.store import Registry
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.resolve(home=tmp_path / "home", db_timeout=2.0)
+def settings(tmp_path: Path, backend: str, request) -> Settings:
+    # ``backend`` is "duckdb" unless the test is marked @pytest.mark.backends(...) (see below).
+    db_url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    return Settings.resolve(home=tmp_path / "home", db_url=db_url, db_timeout=2.0)
 
 
 @pytest.fixture
@@ -82,3 +84,73 @@ def synth_registry(registry, synth_dir) -> Registry:
     resplit(registry, "sc", ratio=0.8)
     featurize(registry, "mel", "sc")
     return registry
+
+
+# --- Registry backends: DuckDB always, a throwaway PostgreSQL server where a test asks for it ---
+#
+# Tests (or modules, via ``pytestmark``) marked ``@pytest.mark.backends("duckdb", "postgresql")``
+# are run once per backend: the ``backend`` fixture is parametrized and ``settings``/``registry``
+# point at a fresh DuckDB file or a fresh PostgreSQL database. Unmarked tests use DuckDB only.
+# One PostgreSQL cluster serves the whole session (started on first use, stopped at the end even
+# when tests fail); each test gets its own database. Without the server binaries those test
+# cases skip, naming the package to install.
+
+BACKENDS = ("duckdb", "postgresql")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): run the test once per registry backend named (duckdb, postgresql); "
+                   "unmarked tests use duckdb only")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    names = marker.args if marker else ("duckdb",)
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: backends{names!r}: use some of {BACKENDS}")
+    if marker:  # unmarked tests keep their ids unchanged
+        metafunc.parametrize("backend", names, indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    return getattr(request, "param", "duckdb")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The session's throwaway PostgreSQL server (skips when it cannot run on this machine)."""
+    import pg
+
+    reason = pg.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg.PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """SQLAlchemy URL of a fresh, empty database on the session's PostgreSQL server."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny batches gain nothing from threads, and on a busy CI host OpenMP threads that
+    wait for each other make them several times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

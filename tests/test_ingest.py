@@ -15,6 +15,8 @@ from aacbatch.registry.schema import Caption, Clip, Dataset, SplitMember
 
 from conftest import make_clotho, write_csv, write_wav
 
+pytestmark = pytest.mark.backends("duckdb", "postgresql")
+
 
 def row_counts(registry) -> dict[str, int]:
     with registry.transaction() as session:

@@ -18,6 +18,8 @@ from aacbatch.registry import migrate
 from aacbatch.registry.schema import Base, Dataset
 from aacbatch.registry.store import Registry
 
+pytestmark = pytest.mark.backends("duckdb", "postgresql")
+
 
 def test_migrations_match_models_on_sqlite(tmp_path):
     """Alembic's own comparison: no difference between the migrated database and the models."""
@@ -45,7 +47,7 @@ def _duckdb_schema(conn) -> dict:
     }
 
 
-_DUCK_TYPES = {"STRING": "VARCHAR", "TEXT": "VARCHAR", "INTEGER": "INTEGER", "FLOAT": "FLOAT",
+_DUCK_TYPES = {"STRING": "VARCHAR", "TEXT": "VARCHAR", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE",
                "BOOLEAN": "BOOLEAN", "DATETIME": "TIMESTAMP"}
 
 
@@ -63,6 +65,7 @@ def _model_schema() -> dict:
     return {"columns": columns, "indexes": indexes, "uniques": uniques, "pks": pks}
 
 
+@pytest.mark.backends("duckdb")
 def test_migrations_match_models_on_duckdb(registry):
     """DuckDB's reflection is not usable by Alembic, so compare through its own catalog."""
     registry.upgrade()
@@ -71,6 +74,15 @@ def test_migrations_match_models_on_duckdb(registry):
     expected = _model_schema()
     for key in expected:
         assert actual[key] == expected[key], key
+
+
+@pytest.mark.backends("postgresql")
+def test_migrations_match_models_on_postgresql(registry):
+    """Alembic's own comparison works on PostgreSQL (types, nullability, indexes, uniques)."""
+    registry.upgrade()
+    with registry.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
 
 
 def test_first_use_upgrades_and_status_reports_head(registry):
@@ -94,6 +106,7 @@ def _hold_lock(path, seconds: float) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.backends("duckdb")
 def test_busy_duckdb_fails_with_clear_message_after_timeout(registry, settings):
     registry.upgrade()
     holder = _hold_lock(settings.home / "registry.duckdb", 30)
@@ -108,6 +121,7 @@ def test_busy_duckdb_fails_with_clear_message_after_timeout(registry, settings):
         holder.wait()
 
 
+@pytest.mark.backends("duckdb")
 def test_busy_duckdb_waits_until_the_lock_is_released(tmp_path, settings):
     registry = Registry(Settings.resolve(home=settings.home, db_timeout=30))
     registry.upgrade()

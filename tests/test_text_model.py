@@ -23,14 +23,7 @@ from aacbatch.models.text import (
 LONG_CAPTION = " ".join(["a dog barks loudly while a car drives past on a wet road"] * 5)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny batches gain nothing from threads, and on a busy CI host OpenMP threads that
-    wait for each other make them several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, DateTime, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Double, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -73,7 +73,7 @@ class Clip(Base):
     name: Mapped[str] = mapped_column(Text, nullable=False)
     source_split: Mapped[str] = mapped_column(String(64), nullable=False)
     path: Mapped[str] = mapped_column(Text, nullable=False)
-    duration: Mapped[float] = mapped_column(Float, nullable=False)
+    duration: Mapped[float] = mapped_column(Double, nullable=False)
     n_frames: Mapped[int] = mapped_column(Integer, nullable=False)  # samples per channel at sample_rate
     sample_rate: Mapped[int] = mapped_column(Integer, nullable=False)
     channels: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -166,7 +166,7 @@ class Score(Base):
     system_id: Mapped[str | None] = _ref(nullable=True)
     split: Mapped[str] = mapped_column(String(64), nullable=False)
     metric: Mapped[str] = mapped_column(String(64), nullable=False)
-    value: Mapped[float | None] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Double)
     reason: Mapped[str | None] = mapped_column(Text)
     epoch: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created()
@@ -208,4 +208,4 @@ class SystemMember(Base):
     system_id: Mapped[str] = _ref()
     run_id: Mapped[str] = _ref()
     rank: Mapped[int] = mapped_column(Integer, nullable=False)
-    weight: Mapped[float] = mapped_column(Float, nullable=False, default=1.0)
+    weight: Mapped[float] = mapped_column(Double, nullable=False, default=1.0)

@@ -9,8 +9,10 @@ schema is brought to the Alembic head on first use in a process.
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,13 +40,35 @@ def _duckdb_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def _create_duckdb_file(path: Path) -> None:
+    """Create an empty DuckDB database at ``path`` without a moment where it is half-written.
+
+    DuckDB creates a new file before locking it and writing its header, so a process opening
+    the same fresh path at that moment fails with "exists, but it is not a valid DuckDB
+    database file" (seen with four writers starting on a new registry). Building the file
+    under a private name and hard-linking it into place is atomic; whoever links first wins.
+    Where that is impossible (no hard links, read-only directory) DuckDB creates it as before.
+    """
+    import duckdb
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
+    try:
+        duckdb.connect(str(tmp)).close()
+        os.link(tmp, path)
+    except (OSError, duckdb.Error):
+        pass  # FileExistsError: another process won; anything else: leave it to DuckDB
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
 class Registry:
     """Entry point to the registry at one SQLAlchemy URL."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.url = settings.db_url
-        db_file = _duckdb_file(self.url)
+        db_file = self._db_file = _duckdb_file(self.url)
         if db_file is not None:
             db_file.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(self.url, poolclass=NullPool)
@@ -58,6 +82,8 @@ class Registry:
         """Open a connection, waiting while another process holds the database lock."""
         deadline = time.monotonic() + self.settings.db_timeout
         delay = 0.05
+        if self._db_file is not None and not self._db_file.exists():
+            _create_duckdb_file(self._db_file)
         while True:
             try:
                 return self.engine.connect()
@@ -95,11 +121,23 @@ class Registry:
     def _ensure_schema(self, conn: Connection) -> None:
         from aacbatch.registry import migrate
 
-        current = migrate.current_revision(conn)
-        conn.rollback()  # end the read's implicit transaction before the upgrade's own
-        if current != migrate.head_revision():
-            with conn.begin():
-                migrate.upgrade(conn)
+        head = migrate.head_revision()
+        for attempt in range(3):
+            current = migrate.current_revision(conn)
+            conn.rollback()  # end the read's implicit transaction before the upgrade's own
+            if current == head:
+                break
+            try:
+                with conn.begin():
+                    migrate.upgrade(conn)
+                break
+            except DBAPIError:
+                # On a database server several processes can upgrade a fresh registry at once;
+                # all but the first then fail on the catalog's unique keys (e.g. PostgreSQL's
+                # "duplicate key ... pg_type_typname_nsp_index"). Look again: the winner's schema
+                # is the one wanted. A genuine failure repeats and is raised.
+                if attempt == 2:
+                    raise
         self._schema_checked = True
 
     def status(self) -> dict:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from aacbatch.errors import AacbatchError
+from aacbatch.train import distributed
 from aacbatch.train.runs import RunRecorder
 from aacbatch.train.schedule import warmup_cosine
 
@@ -71,6 +72,8 @@ def seed_everything(seed: int) -> None:
 
 
 def _save(path: Path, task: Task, optimizer, state: LoopState, extra: dict) -> None:
+    if distributed.world()[0] != 0:
+        return  # rank 0 writes; every rank holds identical weights
     tmp = path.with_suffix(".tmp")
     torch.save({**extra, **task.describe(), "model": task.model.state_dict(), "optimizer": optimizer.state_dict(),
                 "epoch": state.epoch, "step": state.step, "best": state.best, "history": state.history,
@@ -103,18 +106,20 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
         for batch in task.train_batches(epoch):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * warmup_cosine(state.step, warmup, total)
-            loss, _ = task.loss(batch)
+            loss, logs = task.loss(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss is {loss.item()} at epoch {epoch + 1}, step {state.step + 1}: lower the learning rate or "
                     f"set grad_clip; the last good checkpoint is {run_dir / 'last.pt'}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.sum_gradients(task.model)
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(task.model.parameters(), cfg.grad_clip)
             optimizer.step()
             state.step += 1
-            losses.append(loss.item())
+            losses.append(logs.get("loss", loss.item()))
+        distributed.broadcast_buffers(task.model)
         task.model.eval()
         with torch.no_grad():
             metrics = task.evaluate(cfg.val_split)
@@ -130,6 +135,7 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
             recorder.checkpoint(run_dir / "best.pt", state.epoch, state.step, is_best=True)
         _save(run_dir / "last.pt", task, optimizer, state, extra)
         recorder.checkpoint(run_dir / "last.pt", state.epoch, state.step, is_best=False)
+        distributed.barrier()
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
         log(f"epoch {epoch + 1}/{cfg.epochs}: {shown}{' *' if improved else ''}")
 
@@ -149,6 +155,7 @@ def score_splits(task: Task, recorder: RunRecorder, run_dir: Path, splits) -> di
         for split in splits:
             final[split] = task.evaluate(split)
             recorder.scores(split, final[split], epoch=None)
-            for kind, path in getattr(task, "artifacts", lambda s, d: {})(split, run_dir).items():
-                recorder.artifact(split, kind, path)
+            if distributed.world()[0] == 0:
+                for kind, path in getattr(task, "artifacts", lambda s, d: {})(split, run_dir).items():
+                    recorder.artifact(split, kind, path)
     return final

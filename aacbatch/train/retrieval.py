@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from aacbatch.batches import CachedBatches, Source
+from aacbatch.train import distributed
 from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import audio_to_text_metrics, retrieval_metrics
 from aacbatch.featurize.items import load_items
@@ -150,22 +151,28 @@ class RetrievalTask:
         return self.model.encode_text(cls=torch.from_numpy(b["cls"]))
 
     def loss(self, batch: np.ndarray):
-        b = self.splits[self.cfg.train_split][batch]
-        clips = torch.from_numpy(b["clip_idx"])
+        """Loss of a global batch; under DDP this rank encodes only its slice (see
+        :mod:`aacbatch.train.distributed`). The temperature is applied to the local audio (and
+        image) embeddings before gathering, so its gradient, like every other, reaches each
+        rank only through that rank's own examples."""
+        b = self.splits[self.cfg.train_split][distributed.local_slice(batch)]
+        clips = distributed.gather(torch.from_numpy(b["clip_idx"]))
         audio, tag_scores = self.model.encode_audio(torch.from_numpy(b["mel"]), torch.from_numpy(b["mel_lengths"]))
-        text = self._text(b)
         scale = self.model.scale()
-        loss = info_nce(audio, text, scale, clips)
+        text = distributed.gather(self._text(b))
+        loss = info_nce(distributed.gather(scale * audio), text, 1.0, clips)
         logs = {"clap": float(loss.detach())}
         if self.use_tags:
-            reg = tag_regression(tag_scores, torch.from_numpy(b["tags"]).float(), self.cfg.tag_loss)
+            weight = distributed.share(len(b["clip_idx"]))  # per-example mean over the global batch
+            reg = weight * tag_regression(tag_scores, torch.from_numpy(b["tags"]).float(), self.cfg.tag_loss)
             loss = loss + self.cfg.tag_lambda * reg
-            logs["tag"] = float(reg.detach())
+            logs["tag"] = distributed.sum_value(float(reg.detach()))
         if self.use_images:
-            image = self.model.encode_image(torch.from_numpy(b["images"]))
-            img = info_nce(image, text, scale, clips, symmetric=False)
+            image = distributed.gather(scale * self.model.encode_image(torch.from_numpy(b["images"])))
+            img = info_nce(image, text, 1.0, clips, symmetric=False)
             loss = loss + self.cfg.image_lambda * img
             logs["image"] = float(img.detach())
+        logs["loss"] = logs["clap"] + self.cfg.tag_lambda * logs.get("tag", 0.0) + self.cfg.image_lambda * logs.get("image", 0.0)
         return loss, logs
 
     def similarity(self, split: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

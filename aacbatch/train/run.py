@@ -21,7 +21,8 @@ from aacbatch.registry.store import Registry
 from aacbatch.train.config import as_dict, load_config
 from aacbatch.featurize.sets import cached_set
 from aacbatch.train.loop import LoopConfig, seed_everything, train
-from aacbatch.train.runs import RunRecorder, final_scores, find_finished, get_run
+from aacbatch.train import distributed
+from aacbatch.train.runs import NullRecorder, RunRecorder, final_scores, find_finished, get_run
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def _tasks() -> dict[str, TaskSpec]:
 
 
 TASKS = ("tagger", "bow", "clap", "clap_tag", "claip", "claip_tag")
+DDP_TASKS = TASKS[2:]  # their losses gather embeddings across ranks (aacbatch.train.distributed)
 # Which runs a task may start from with --init-from (their weights load by matching names).
 INIT_FROM = {"tagger": ("tagger",), **{t: ("clap", "clap_tag", "claip", "claip_tag") for t in TASKS[2:]}}
 
@@ -93,6 +95,11 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
     if dataset is None:
         raise InputError("--dataset is required for a new run")
     spec = specs[task]
+    rank, size = distributed.init_from_env()
+    if size > 1 and task not in DDP_TASKS:
+        raise InputError(f"task {task!r} does not support distributed training; run it as one process")
+    if rank != 0:
+        log = _silent
     cfg = load_config(spec.config_cls, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
     seed_everything(cfg.seed)
     built, sets_used = spec.build(registry, dataset, cfg)
@@ -111,10 +118,14 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
         if done is not None:
             log(f"reusing finished run {done.id} ({task} on {dataset}, same config and inputs)")
             return TrainResult(done.id, task, final_scores(registry, done.id), run_dir_for(registry, done.id))
-    recorder = RunRecorder.start(registry, task=task, config=config_record, dataset_id=dataset_id,
-                                 parent_run_id=parent.id if parent else None, feature_sets=lineage, seed=cfg.seed,
-                                 random_weights=any(s.random_weights for s in sets_used))
-    log(f"run {recorder.run_id} ({task} on {dataset})")
+    if rank == 0:
+        recorder = RunRecorder.start(registry, task=task, config=config_record, dataset_id=dataset_id,
+                                     parent_run_id=parent.id if parent else None, feature_sets=lineage, seed=cfg.seed,
+                                     random_weights=any(s.random_weights for s in sets_used))
+        log(f"run {recorder.run_id} ({task} on {dataset}){f' on {size} processes' if size > 1 else ''}")
+    run_id = distributed.broadcast(recorder.run_id if rank == 0 else None)
+    if rank != 0:
+        recorder = NullRecorder(run_id)
     if spec.closed_form:
         from aacbatch.train.bow import fit_bow
 
@@ -142,6 +153,10 @@ def _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent_
         recorder.status("failed", _reason(exc))
         raise
     return TrainResult(recorder.run_id, task, final, run_dir)
+
+
+def _silent(_: str) -> None:
+    """Log sink of ranks other than 0."""
 
 
 def _reason(exc: BaseException) -> str:

@@ -73,12 +73,12 @@ class RunRecorder:
     @classmethod
     def start(cls, registry: Registry, *, task: str, config: dict, dataset_id: str | None, parent_run_id: str | None,
               feature_sets: list[dict], seed: int, random_weights: bool) -> "RunRecorder":
-        run_id = new_id()
+        run_id, revision = new_id(), git_revision()  # outside the transaction: never hold the lock for git
         with registry.transaction() as session:
             session.add(Run(id=run_id, task=task, dataset_id=dataset_id, parent_run_id=parent_run_id,
                             config_json=json.dumps(config), feature_sets_json=json.dumps(feature_sets), seed=seed,
                             status="running", random_weights=random_weights, host=socket.gethostname(),
-                            git_rev=git_revision()))
+                            git_rev=revision))
         return cls(registry, run_id)
 
     def scores(self, split: str, metrics: dict[str, float | None], epoch: int | None,
@@ -123,3 +123,23 @@ class RunRecorder:
         with self.registry.transaction() as session:
             path = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == self.run_id, Checkpoint.is_best))
         return Path(path) if path else None
+
+
+class NullRecorder(RunRecorder):
+    """What ranks other than 0 record under DDP: nothing (rank 0 writes the registry)."""
+
+    def __init__(self, run_id: str):
+        self.registry = None
+        self.run_id = run_id
+
+    def scores(self, *args, **kwargs) -> None:
+        pass
+
+    def artifact(self, *args, **kwargs) -> None:
+        pass
+
+    def checkpoint(self, *args, **kwargs) -> None:
+        pass
+
+    def status(self, *args, **kwargs) -> None:
+        pass

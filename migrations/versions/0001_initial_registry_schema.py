@@ -45,7 +45,7 @@ def upgrade() -> None:
     sa.Column('name', sa.Text(), nullable=False),
     sa.Column('source_split', sa.String(length=64), nullable=False),
     sa.Column('path', sa.Text(), nullable=False),
-    sa.Column('duration', sa.Float(), nullable=False),
+    sa.Column('duration', sa.Double(), nullable=False),
     sa.Column('n_frames', sa.Integer(), nullable=False),
     sa.Column('sample_rate', sa.Integer(), nullable=False),
     sa.Column('channels', sa.Integer(), nullable=False),
@@ -125,7 +125,7 @@ def upgrade() -> None:
     sa.Column('system_id', sa.String(length=36), nullable=True),
     sa.Column('split', sa.String(length=64), nullable=False),
     sa.Column('metric', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Float(), nullable=True),
+    sa.Column('value', sa.Double(), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('epoch', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -148,7 +148,7 @@ def upgrade() -> None:
     sa.Column('system_id', sa.String(length=36), nullable=False),
     sa.Column('run_id', sa.String(length=36), nullable=False),
     sa.Column('rank', sa.Integer(), nullable=False),
-    sa.Column('weight', sa.Float(), nullable=False),
+    sa.Column('weight', sa.Double(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_system_members')),
     sa.UniqueConstraint('system_id', 'rank', name=op.f('uq_system_members_system_id_rank'))
     )

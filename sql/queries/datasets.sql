@@ -8,7 +8,8 @@ SELECT d.name AS dataset,
        d.format,
        d.n_clips,
        d.n_captions,
-       ROUND(SUM(c.duration) / 3600.0, 3) AS hours,
+       -- PostgreSQL rounds only NUMERIC to n places; DOUBLE PRECISION keeps the column a float
+       CAST(ROUND(CAST(SUM(c.duration) / 3600.0 AS NUMERIC(18, 6)), 3) AS DOUBLE PRECISION) AS hours,
        (SELECT STRING_AGG(s.name || '=' || CAST(s.n AS VARCHAR), ' ' ORDER BY s.name)
           FROM split_counts s WHERE s.dataset_id = d.id) AS splits
 FROM datasets d

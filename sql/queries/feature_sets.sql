@@ -9,5 +9,5 @@ SELECT d.name AS dataset,
        f.path
 FROM feature_sets f
 JOIN datasets d ON d.id = f.dataset_id
-WHERE :dataset IS NULL OR d.name = :dataset
+WHERE CAST(:dataset AS VARCHAR) IS NULL OR d.name = :dataset  -- typed: PostgreSQL cannot infer a bare NULL's type
 ORDER BY d.name, f.name
