@@ -115,3 +115,18 @@ def test_similarity_artifact_and_reevaluation(retrieval_registry):
     _, n = run_sql(retrieval_registry, "SELECT COUNT(*) FROM scores WHERE run_id = :r AND epoch IS NULL AND split = 'eval'",
                    {"r": run.run_id})
     assert n == [(8,)]  # re-scoring replaces the final rows, it does not duplicate them
+
+
+def test_tokens_from_another_model_are_refused(retrieval_registry, tmp_path):
+    import shutil
+
+    from aacbatch.models.text import default_text_model_dir
+
+    featurize(retrieval_registry, "tokens", "sc")
+    other = tmp_path / "other-bert"
+    shutil.copytree(default_text_model_dir(), other)
+    (other / "vocab.txt").write_text((other / "vocab.txt").read_text() + "extra\n")
+    with pytest.raises(InputError, match=r"was tokenised with another model than text_model"):
+        train_task(retrieval_registry, "clap", dataset="sc", sets=("epochs=1", f"text_model='{other}'"), log=QUIET)
+    _, rows = run_sql(retrieval_registry, "SELECT COUNT(*) FROM runs")
+    assert rows == [(0,)]  # refused before anything was registered

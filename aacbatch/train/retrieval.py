@@ -99,10 +99,13 @@ class RetrievalTask:
         if cfg.text == "finetune":
             from aacbatch.models.text import default_text_model_dir
 
+            from aacbatch.models.text import model_identity
+
             text_model = str(default_text_model_dir() if cfg.text_model == "default" else cfg.text_model)
-            identity = self.sets["tokens"].store.meta["model_identity"] or {}
-            if cfg.text_model == "default" and identity.get("name") and "MiniLM" not in identity["name"]:
-                raise InputError("the tokens set was made with another tokenizer than text_model: set text_model to it")
+            made_with = (self.sets["tokens"].store.meta["model_identity"] or {}).get("sha256")
+            if made_with != model_identity(text_model)["sha256"]:
+                raise InputError(f"feature set {cfg.tokens!r} was tokenised with another model than text_model "
+                                 f"({text_model}): featurize tokens with --set model={text_model} or change text_model")
             from transformers import AutoConfig
 
             text_dim = AutoConfig.from_pretrained(text_model, local_files_only=True).hidden_size
