@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,3 +89,12 @@ def test_nan_loss_stops_the_run_and_records_why(synth_registry):
         train_task(synth_registry, "tagger", dataset="sc", sets=("epochs=3", "lr=1e30", "batch_size=8"), log=lambda _: None)
     _, rows = run_sql(synth_registry, "SELECT status, error FROM runs")
     assert rows[0][0] == "failed" and "TrainingDiverged: loss is" in rows[0][1]
+
+
+def test_warmup_then_cosine_schedule_shape():
+    from aacbatch.train.schedule import warmup_cosine
+
+    values = [warmup_cosine(s, warmup_steps=4, total_steps=12) for s in range(12)]
+    assert values[:4] == [0.25, 0.5, 0.75, 1.0]  # linear warm-up reaches the peak at the end of epoch 1
+    assert values[4] == 1.0 and values[8] == pytest.approx(0.5)  # cosine: half-way down at the middle
+    assert all(a > b for a, b in zip(values[4:], values[5:])) and values[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 8)))
