@@ -17,10 +17,6 @@ from aacbatch.train.tagger import TaggerConfig
 FAST = ("epochs=3", "batch_size=16", "lr=3e-3", "eval_splits=['val', 'eval']")
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_average_precision_by_hand():
     targets = [[1, 0], [0, 0], [1, 1]]
     scores = [[0.9, 0.1], [0.8, 0.8], [0.1, 0.8]]
@@ -45,17 +41,25 @@ def test_tagger_run_is_registered_with_scores_and_checkpoints(synth_registry):
     assert ckpt["model_config"]["n_classes"] == len(ckpt["labels"])
 
 
-def test_resumed_run_ends_equal_to_an_uninterrupted_one(synth_registry):
+def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(synth_registry, settings):
+    """kill -9 a training process after its first checkpoint; `train --resume` ends equal."""
+    import os
+    import signal
+    import subprocess
+    import sys
     quiet = lambda _: None  # noqa: E731
     straight = train_task(synth_registry, "tagger", dataset="sc", sets=FAST, log=quiet)
-
-    def stop_after_first_epoch(line: str) -> None:
+    cmd = [sys.executable, "-m", "aacbatch", "--home", str(settings.home), "train", "--task", "tagger",
+           "--dataset", "sc"] + [a for pair in FAST for a in ("--set", pair)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:  # the loop logs an epoch only after its checkpoints are written
         if line.startswith("epoch 1/3"):
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train_task(synth_registry, "tagger", dataset="sc", sets=FAST, log=stop_after_first_epoch)
-    _, rows = run_sql(synth_registry, "SELECT id FROM runs WHERE status = 'failed'")
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    _, rows = run_sql(synth_registry, "SELECT id, status FROM runs WHERE id <> :r", {"r": straight.run_id})
+    assert len(rows) == 1 and rows[0][1] == "running"  # killed: nothing could mark it
     resumed = train_task(synth_registry, None, resume=rows[0][0], log=quiet)
     assert resumed.run_id == rows[0][0]
     assert resumed.final == straight.final

@@ -16,6 +16,10 @@ from pathlib import Path
 from aacbatch.data.audio import AudioInfo, probe
 from aacbatch.errors import InputError
 
+# Real captions are sentences (Clotho's longest is ~20 words); a caption this long is almost
+# always a broken CSV row (an unclosed quote swallowing the rest of the file).
+MAX_CAPTION_CHARS = 1000
+
 
 @dataclass
 class ClipEntry:
@@ -75,6 +79,9 @@ def validate(manifest: Manifest, progress: Callable[[int], None] | None = None) 
         for i, caption in enumerate(clip.captions, 1):
             if not caption.strip():
                 raise InputError(f"{clip.origin}: caption {i} of {clip.name!r} is empty: fill it in or remove the row")
+            if len(caption) > MAX_CAPTION_CHARS:
+                raise InputError(f"{clip.origin}: caption {i} of {clip.name!r} is {len(caption)} characters long "
+                                 f"(limit {MAX_CAPTION_CHARS}): check the CSV for an unclosed quote")
     for clip in manifest.clips:
         clip.info = probe(clip.path, clip.origin)
         if progress is not None:
