@@ -23,7 +23,7 @@ class Settings:
 
     home: Path
     db_url: str
-    cache_dir: Path
+    cache_dir: Path | str  # a local folder, or an fsspec URL such as s3://bucket/aacbatch-cache
     db_timeout: float = DEFAULT_DB_TIMEOUT_S
 
     @classmethod
@@ -37,7 +37,8 @@ class Settings:
         env = os.environ
         home_path = Path(home or env.get("AACBATCH_HOME") or DEFAULT_HOME).expanduser().absolute()
         url = db_url or env.get("AACBATCH_DB") or f"duckdb:///{home_path / 'registry.duckdb'}"
-        cache = Path(cache_dir or env.get("AACBATCH_CACHE") or home_path / "cache").expanduser().absolute()
+        cache = cache_dir or env.get("AACBATCH_CACHE") or home_path / "cache"
+        cache = str(cache).rstrip("/") if "://" in str(cache) else Path(cache).expanduser().absolute()
         timeout = db_timeout if db_timeout is not None else float(env.get("AACBATCH_DB_TIMEOUT", DEFAULT_DB_TIMEOUT_S))
         return cls(home=home_path, db_url=url, cache_dir=cache, db_timeout=timeout)
 

@@ -188,3 +188,12 @@ def test_unwritable_cache_is_one_clear_error(registry, settings, dataset, small_
     with pytest.raises(InputError, match=r"cannot write feature cache .*choose another --cache"):
         featurize(readonly, small_spec, dataset)
     assert run_sql(registry, "SELECT COUNT(*) FROM feature_sets")[1] == [(0,)]
+
+
+def test_cache_on_an_fsspec_url(registry, settings, dataset, small_spec):
+    """Any fsspec store works as the cache (here fsspec's in-memory filesystem)."""
+    remote = Registry(Settings.resolve(home=settings.home, cache_dir="memory://aacbatch-test-cache/"))
+    result = featurize(remote, small_spec, dataset)
+    assert result.url == "memory://aacbatch-test-cache/c/mel.zarr" and result.status == "complete"
+    assert featurize(remote, small_spec, dataset).computed_blocks == 0
+    assert FeatureStore.open(result.url).is_complete()

@@ -4,7 +4,7 @@ frozen CLIP ViT, stored as (n_captions, d) float16 (optionally with 32×32 thumb
 Real use: a diffusers ``StableDiffusionPipeline`` folder (``sd``) and an open_clip
 checkpoint (``clip_arch`` + ``clip_checkpoint``) from local paths. Offline (tests, demo):
 ``sd = "tiny"`` / ``clip_checkpoint = "tiny"`` build random-weight stand-ins from configs
-under the cache (``_models/``); the feature set records that identity, and every run and
+under ``$AACBATCH_HOME/models``; the feature set records that identity, and every run and
 report built on it is marked as depending on random weights. Each caption's image is seeded
 from (``seed``, caption index), so it does not depend on which block or batch it falls in.
 """
@@ -59,7 +59,7 @@ class ImagesKind(FeatureKind):
     def embedder(self):
         from aacbatch.models import image_supervision as im
 
-        models = Path(self.context.settings.cache_dir) / "_models"
+        models = Path(self.context.settings.home) / "models"  # local even when the cache is a URL
         sd = _stand_in(models / "tiny-sd", im.build_tiny_sd_pipeline) if self.params.sd == TINY else Path(self.params.sd)
         if self.params.clip_checkpoint == TINY:
             arch = im.TINY_CLIP_ARCH

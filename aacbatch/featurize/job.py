@@ -54,6 +54,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def cache_url(settings: Settings, dataset: str, set_name: str) -> str:
+    """Where a feature set lives: ``<cache>/<dataset>/<set>.zarr`` (a path or an fsspec URL)."""
+    if isinstance(settings.cache_dir, str):  # an fsspec URL: zarr opens it through fsspec
+        return f"{settings.cache_dir}/{dataset}/{set_name}.zarr"
     return str(Path(settings.cache_dir) / dataset / f"{set_name}.zarr")
 
 
