@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from aacbatch.batches import CachedBatches, Source
-from aacbatch.train import distributed
 from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import audio_to_text_metrics, retrieval_metrics
 from aacbatch.featurize.items import load_items
@@ -27,6 +26,7 @@ from aacbatch.losses import TAG_LOSSES, info_nce, tag_regression
 from aacbatch.models.clap import Clap, ClapConfig
 from aacbatch.models.cnn14 import CNN14_CONFIGS, load_tagger
 from aacbatch.registry.lookup import checkpoint_of
+from aacbatch.train import distributed
 
 RETRIEVAL_TASKS = ("clap", "clap_tag", "claip", "claip_tag")
 
@@ -97,9 +97,7 @@ class RetrievalTask:
                 raise InputError(f"the audio encoder tags {audio_cfg['n_classes']} classes but the teacher scores have "
                                  f"{n_teacher}: initialise audio_init from the teacher (or a tagger with its labels)")
         if cfg.text == "finetune":
-            from aacbatch.models.text import default_text_model_dir
-
-            from aacbatch.models.text import model_identity
+            from aacbatch.models.text import default_text_model_dir, model_identity
 
             text_model = str(default_text_model_dir() if cfg.text_model == "default" else cfg.text_model)
             made_with = (self.sets["tokens"].store.meta["model_identity"] or {}).get("sha256")
