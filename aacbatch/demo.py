@@ -16,6 +16,9 @@ from pathlib import Path
 from aacbatch.config import Settings
 
 PRETRAIN, TARGET = "synthcaps-pretrain", "synthcaps"
+# The paper's retrieval models: CLAP, CLAP-TAG with each tag loss, CLAIP and CLAIP-TAG.
+RETRIEVAL_VARIANTS = (("clap", ()), ("clap_tag", ("tag_loss='mae'",)), ("clap_tag", ("tag_loss='mse_log'",)),
+                      ("claip", ()), ("claip_tag", ()))
 
 
 @dataclass(frozen=True)
@@ -88,18 +91,20 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
         for spec in ("tokens", "text_emb", "images"):
             _show(echo, featurize(registry, spec, name, progress=progress))
 
-    echo("\n== retrieval: CLAP-TAG (MSLE) pretrain → finetune ==")
-    common = (f"audio_init='{tagger.run_id}'",)
-    pre = train_task(registry, "clap_tag", dataset=PRETRAIN, config="demo-retrieval-pretrain", sets=common,
-                     reuse=True, log=echo)
-    fine = train_task(registry, "clap_tag", dataset=TARGET, config="demo-retrieval-finetune", sets=common,
-                      init_from=pre.run_id, reuse=True, log=echo)
+    echo("\n== retrieval: pretrain on SynthCaps-pretrain → finetune on SynthCaps, five variants ==")
+    finetuned = []
+    for task, extra in RETRIEVAL_VARIANTS:
+        sets = (f"audio_init='{tagger.run_id}'", *extra)
+        pre = train_task(registry, task, dataset=PRETRAIN, config="demo-retrieval-pretrain", sets=sets, reuse=True, log=echo)
+        fine = train_task(registry, task, dataset=TARGET, config="demo-retrieval-finetune", sets=sets,
+                          init_from=pre.run_id, reuse=True, log=echo)
+        finetuned.append(fine.run_id)
 
     echo("\n== baseline: bag of words on the target set ==")
     bow = train_task(registry, "bow", dataset=TARGET, reuse=True, log=echo)
 
     echo("\nText→audio retrieval on the target set's eval split (from the registry):")
-    columns, rows = run_sql(registry, named_query("eval_retrieval").read_text(), {"runs": f"{fine.run_id},{bow.run_id}"},
+    columns, rows = run_sql(registry, named_query("eval_retrieval").read_text(), {"runs": ",".join(finetuned + [bow.run_id])},
                             source="sql/queries/eval_retrieval.sql")
     echo(render(columns, rows, "table"))
 

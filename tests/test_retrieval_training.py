@@ -77,8 +77,8 @@ def test_clap_tag_needs_a_teacher_with_the_encoders_classes(retrieval_registry):
     with pytest.raises(InputError, match=r"tags 527 classes but the teacher scores have"):
         train_task(retrieval_registry, "clap_tag", dataset="sc", sets=FAST, log=QUIET)
     run = train_task(retrieval_registry, "clap_tag", dataset="sc",
-                     sets=FAST + (f"audio_init='{tagger.run_id}'", "tag_loss='mae'"), log=QUIET)
-    assert 0 <= run.final["eval"]["t2a/mAP@10"] <= 1
+                     sets=FAST + (f"audio_init='{tagger.run_id}'", "tag_loss='mae'", "amp=true"), log=QUIET)
+    assert 0 <= run.final["eval"]["t2a/mAP@10"] <= 1  # trained under bfloat16 autocast
 
 
 def test_images_kind_and_claip_tag_marks_random_weights(retrieval_registry):

@@ -55,6 +55,7 @@ class LoopConfig:
     val_split: str
     select_metric: str  # e.g. "mAP" or "t2a/mAP@10"; higher is better
     eval_splits: tuple[str, ...]
+    amp: bool = False  # bfloat16 autocast for forward + loss (CPU and GPU; no loss scaling needed)
 
 
 @dataclass
@@ -106,7 +107,9 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
         for batch in task.train_batches(epoch):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * warmup_cosine(state.step, warmup, total)
-            loss, logs = task.loss(batch)
+            with torch.autocast(device_type="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16,
+                                enabled=cfg.amp):
+                loss, logs = task.loss(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss is {loss.item()} at epoch {epoch + 1}, step {state.step + 1}: lower the learning rate or "

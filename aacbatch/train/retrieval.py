@@ -51,6 +51,7 @@ class RetrievalConfig:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.0
     grad_clip: float | None = None
+    amp: bool = False  # bfloat16 autocast (mixed precision)
     captions_per_clip: int = 0  # per epoch: 0 = every caption (paper); n = n random captions per clip
     seed: int = 0
     train_split: str = "train"

@@ -144,7 +144,7 @@ def _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent_
     loop_cfg = LoopConfig(epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs, weight_decay=cfg.weight_decay,
                           grad_clip=cfg.grad_clip, seed=cfg.seed, val_split=cfg.val_split,
                           select_metric=getattr(cfg, "select_metric", spec.select_metric),
-                          eval_splits=tuple(cfg.eval_splits))
+                          eval_splits=tuple(cfg.eval_splits), amp=cfg.amp)
     extra = {"run_id": recorder.run_id, "task": task, "dataset": dataset, "config": as_dict(cfg),
              "feature_sets": [s.lineage() for s in sets_used], "parent_run_id": parent_id}
     try:

@@ -31,6 +31,7 @@ class TaggerConfig:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.0
     grad_clip: float | None = None
+    amp: bool = False  # bfloat16 autocast (mixed precision)
     seed: int = 0
     train_split: str = "train"
     val_split: str = "val"
