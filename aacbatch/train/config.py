@@ -20,6 +20,20 @@ from aacbatch.errors import InputError
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingFields:
+    """Fields every epoch-trained task shares (the loop reads them); tasks add their own,
+    including the defaults that differ between them (epochs, batch size, learning rate)."""
+
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    amp: bool = False  # bfloat16 autocast (mixed precision)
+    seed: int = 0
+    train_split: str = "train"
+    val_split: str = "val"
+
+
 def _check_type(cls, name: str, value: object, source: str) -> object:
     hint = typing.get_type_hints(cls)[name]
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)

@@ -27,12 +27,13 @@ from aacbatch.models.clap import Clap, ClapConfig
 from aacbatch.models.cnn14 import CNN14_CONFIGS, load_tagger
 from aacbatch.registry.lookup import checkpoint_of
 from aacbatch.train import distributed
+from aacbatch.train.config import TrainingFields
 
 RETRIEVAL_TASKS = ("clap", "clap_tag", "claip", "claip_tag")
 
 
 @dataclass(frozen=True)
-class RetrievalConfig:
+class RetrievalConfig(TrainingFields):
     audio_init: str = ""  # tagger run id or PANNs checkpoint path ("" = random CNN14 of `audio_model`)
     audio_model: str = "cnn14-tiny"  # architecture when audio_init is a PANNs file or empty
     text: str = "finetune"  # "finetune" (tokens → trained encoder) or "locked" (cached CLS embeddings)
@@ -48,14 +49,7 @@ class RetrievalConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-4
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
-    amp: bool = False  # bfloat16 autocast (mixed precision)
     captions_per_clip: int = 0  # per epoch: 0 = every caption (paper); n = n random captions per clip
-    seed: int = 0
-    train_split: str = "train"
-    val_split: str = "val"
     eval_splits: tuple[str, ...] = ("val", "eval")
     select_metric: str = "t2a/mAP@10"
 

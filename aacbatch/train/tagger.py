@@ -19,22 +19,16 @@ from aacbatch.errors import InputError
 from aacbatch.evaluate.tagging import mean_average_precision
 from aacbatch.featurize.items import load_items
 from aacbatch.models.cnn14 import CNN14_CONFIGS, Cnn14Config, create_cnn14, load_panns_checkpoint
+from aacbatch.train.config import TrainingFields
 
 
 @dataclass(frozen=True)
-class TaggerConfig:
+class TaggerConfig(TrainingFields):
     model: str = "cnn14-tiny"
     mel: str = "mel"
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
-    amp: bool = False  # bfloat16 autocast (mixed precision)
-    seed: int = 0
-    train_split: str = "train"
-    val_split: str = "val"
     eval_splits: tuple[str, ...] = ("val",)
     init_checkpoint: str | None = None  # PANNs-layout file to start from (must match model's head)
     block_dropout: float = 0.2  # PANNs' value; narrow demo variants learn faster with less
