@@ -81,7 +81,8 @@ def featurize(
     todo = items.clips if kind.item == "clip" else items.captions
     if not todo:
         raise InputError(f"dataset {dataset!r} has no {kind.item}s{f' in split {split!r}' if split else ''} to featurize")
-    identity = kind.identity()
+    identity = kind.identity()  # may hash model files: computed once per job
+    random_weights = _random_weights(identity)
     set_name = spec.name if split is None else f"{spec.name}@{split}"
     url = cache_url(settings, dataset, set_name)
     meta = {
@@ -110,7 +111,7 @@ def featurize(
         _record(registry, items.dataset_id, spec, meta, url, identity,
                 "complete" if complete else "partial", len(todo) if complete else None)
     return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
-                           kind.random_weights)
+                           random_weights)
 
 
 @contextmanager
@@ -122,6 +123,10 @@ def _cache_errors(url: str):
         reason = exc.strerror or str(exc)
         raise InputError(f"cannot write feature cache {url}: {reason}; free space, fix permissions or "
                          "choose another --cache (finished blocks are kept and resume)") from exc
+
+
+def _random_weights(identity: dict | None) -> bool:
+    return bool((identity or {}).get("random_weights", False))
 
 
 def _content_only(identity: dict | None) -> dict | None:
@@ -211,7 +216,7 @@ def _record(registry: Registry, dataset_id: str, spec: Spec, meta: dict, url: st
         row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == dataset_id, FeatureSet.name == meta["name"]))
         fields = dict(kind=spec.kind, fingerprint=meta["fingerprint"], spec_json=json.dumps(spec.canonical()),
                       model_identity=json.dumps(identity) if identity is not None else None,
-                      random_weights=bool((identity or {}).get("random_weights", False)), path=url,
+                      random_weights=_random_weights(identity), path=url,
                       status=status, n_items=n_items, updated_at=utcnow())
         if row is None:
             session.add(FeatureSet(name=meta["name"], dataset_id=dataset_id, **fields))

@@ -67,10 +67,6 @@ class FeatureKind:
         """Model identity (names + content hashes); None when no model is involved."""
         return None
 
-    @property
-    def random_weights(self) -> bool:
-        return bool((self.identity() or {}).get("random_weights", False))
-
     def compute(self, items: list, on_bad: OnBad) -> dict[str, list[np.ndarray] | np.ndarray]:
         raise NotImplementedError
 

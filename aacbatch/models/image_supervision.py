@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from aacbatch.errors import InputError
-from aacbatch.models.text import RANDOM_WEIGHTS_MARKER, content_sha256, has_random_weights, quiet_hub_libraries
+from aacbatch.models.text import RANDOM_WEIGHTS_MARKER, content_sha256, has_random_weights, local_model_folder, quiet_hub_libraries
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -231,12 +231,7 @@ def load_clip(arch: str, checkpoint: str | Path, device: str = "cpu") -> tuple[C
 
 
 def _check_sd_dir(sd_dir: str | Path) -> Path:
-    path = Path(sd_dir).expanduser()
-    if not path.is_dir():
-        raise InputError(f"Stable Diffusion folder {path} does not exist: pass a local diffusers pipeline folder")
-    if not (path / "model_index.json").is_file():
-        raise InputError(f"{path} is not a diffusers pipeline folder (no model_index.json)")
-    return path
+    return local_model_folder(sd_dir, "model_index.json", "diffusers pipeline")
 
 
 def _check_clip(arch: str, checkpoint: str | Path) -> tuple[Path, dict]:

@@ -77,13 +77,18 @@ def quiet_hub_libraries() -> None:
     diffusers_logging.disable_progress_bar()
 
 
-def _check_model_dir(model_dir: str | Path) -> Path:
-    path = Path(model_dir).expanduser()
+def local_model_folder(folder: str | Path, marker: str, what: str) -> Path:
+    """``folder`` if it exists and holds ``marker``; else an InputError naming it (no hub lookups)."""
+    path = Path(folder).expanduser()
     if not path.is_dir():
-        raise InputError(f"text model folder {path} does not exist: pass a local Hugging Face model folder")
-    if not (path / "config.json").is_file():
-        raise InputError(f"{path} is not a Hugging Face model folder (no config.json)")
+        raise InputError(f"{what} folder {path} does not exist: pass a local {what} folder")
+    if not (path / marker).is_file():
+        raise InputError(f"{path} is not a {what} folder (no {marker})")
     return path
+
+
+def _check_model_dir(model_dir: str | Path) -> Path:
+    return local_model_folder(model_dir, "config.json", "Hugging Face model")
 
 
 def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
