@@ -61,3 +61,13 @@ def audio_to_text_metrics(similarity: np.ndarray, caption_clip: np.ndarray) -> d
     best = np.where(relevant, similarity, -np.inf).max(axis=1)
     r = ((similarity >= best[:, None]) & ~relevant).sum(axis=1)
     return _summarise(r)
+
+
+def retrieval_scores(similarity: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
+    """Both directions of a split as stored in the registry: ``t2a/R@1`` … ``a2t/mAP@10``.
+
+    similarity: (captions, clips); relevant: (captions,) column of each caption's clip.
+    """
+    t2a = {f"t2a/{k}": v for k, v in retrieval_metrics(similarity, relevant).items()}
+    a2t = {f"a2t/{k}": v for k, v in audio_to_text_metrics(np.asarray(similarity).T, relevant).items()}
+    return {**t2a, **a2t}

@@ -19,6 +19,9 @@ from aacbatch.resources import resource_dir
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
+_DECLARED = re.compile(r"^--\s*param:\s*([A-Za-z_]\w*)\s*=\s*(.*?)\s*$", re.MULTILINE)
+_ERROR_LINE = re.compile(r"^LINE (\d+):", re.MULTILINE)
+_STRING_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*")
 
 
 def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, object]:
@@ -41,10 +44,20 @@ def _coerce(value: str) -> object:
     return value
 
 
+def declared_params(sql: str) -> dict[str, object]:
+    """Parameter defaults a query file declares in comment lines, ``-- param: split = val``.
+
+    They make packaged queries runnable without flags; ``NULL`` declares a None default (the
+    query then needs a typed placeholder such as ``CAST(:dataset AS VARCHAR)`` for PostgreSQL).
+    """
+    return {name: None if value == "NULL" else _coerce(value) for name, value in _DECLARED.findall(sql)}
+
+
 def placeholders(sql: str) -> list[str]:
-    """Names of the ``:name`` placeholders in ``sql`` (ignoring ``::casts`` and string literals)."""
-    without_strings = re.sub(r"'(?:[^']|'')*'", "''", sql)
-    return sorted(set(_PLACEHOLDER.findall(without_strings)))
+    """Names of the ``:name`` placeholders in ``sql`` (ignoring ``::casts``, string literals and
+    ``--`` comments, whose apostrophes must not start a literal)."""
+    code = _STRING_OR_COMMENT.sub(lambda m: "''" if m.group(0).startswith("'") else "", sql)
+    return sorted(set(_PLACEHOLDER.findall(code)))
 
 
 def named_query(name: str, folder: str = "queries") -> Path:
@@ -80,5 +93,9 @@ def run_sql(registry: Registry, sql: str, params: dict[str, object] | None = Non
 
 
 def _sql_error(exc: BaseException) -> str:
+    """The database's message, led by the line of the query it points at (DuckDB and
+    PostgreSQL both report it as ``LINE n:``) so an error in a query file names its line."""
     message = str(getattr(exc, "orig", exc)).strip()
-    return " ".join(message.split("\n")[:3])
+    line = _ERROR_LINE.search(message)
+    first = message.split("\n")[0]
+    return f"line {line.group(1)}: {first}" if line else " ".join(message.split("\n")[:3])

@@ -1,0 +1,376 @@
+"""Systems: an SQL query picks member runs; their ensemble is evaluated and recorded.
+
+A system is a named query — ``sql/systems/NAME.sql`` or a user's file — returning member run
+ids in rank order: a ``run_id`` column, optionally ``weight`` (default 1) and ``expected``
+(how many members the definition asks for; finding fewer builds the system anyway and
+records a warning). Other columns are for the reader and are ignored. The members' tasks
+decide the ensemble:
+
+* **retrieval**: the weighted mean of the members' (captions × clips) similarity matrices of
+  each split, scored exactly like a run (:func:`aacbatch.evaluate.retrieval.retrieval_scores`)
+  and saved under ``$AACBATCH_HOME/systems/<name>/``;
+* **caption**: ensemble beam search over the members
+  (:func:`aacbatch.captioning.evaluate_ensemble`), every caption metric, NULL with a reason
+  where an asset is missing, and the ensemble's captions.
+
+The fingerprint hashes the query text, its parameters, the splits and each member with the
+registry rows of what it contributes (best checkpoint, similarity artifacts), so rebuilding
+an unchanged system is a no-op and anything else replaces its rows. All validation and
+computation happen before one write transaction: a failed build leaves the registry as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from aacbatch.errors import InputError, NotFoundError
+from aacbatch.registry.queries import declared_params, named_query, run_sql
+from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, System, SystemMember, utcnow
+from aacbatch.registry.store import Registry
+
+KINDS = {"clap": "retrieval", "clap_tag": "retrieval", "claip": "retrieval", "claip_tag": "retrieval",
+         "bow": "retrieval", "caption": "caption"}
+DEFAULT_SPLITS = ("val", "eval")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SIMILARITY_KEYS = ("similarity", "caption_idx", "clip_idx", "relevant")
+
+
+@dataclass(frozen=True)
+class Member:
+    run_id: str
+    rank: int  # 1-based, the query's row order
+    weight: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a system query returned, checked against the registry."""
+
+    members: list[Member]
+    kind: str
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    name: str
+    system_id: str
+    kind: str
+    status: str  # "created", "replaced" or "unchanged"
+    members: list[Member]
+    scores: dict[str, dict[str, float | None]]  # split → metric → value
+    reasons: dict[str, dict[str, str]]  # split → metric → why it is NULL
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class _Similarity:
+    """One member's similarity artifact of one split: (captions, clips) scores and their index."""
+
+    run_id: str
+    path: Path
+    arrays: dict[str, np.ndarray]
+
+
+def system_query(name: str, query_file: Path | None = None) -> tuple[str, str]:
+    """The text of the system's query and how to name it in errors and warnings."""
+    path = query_file if query_file is not None else named_query(name, "systems")
+    try:
+        return path.read_text(encoding="utf-8"), str(path) if query_file is not None else f"sql/systems/{name}.sql"
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read query file {path}: {exc}") from exc
+
+
+def select_members(registry: Registry, sql: str, params: dict[str, object], source: str) -> Selection:
+    """Run a system query and check its rows: known, finished runs of one kind and dataset."""
+    columns, rows = run_sql(registry, sql, params, source=source)
+    if "run_id" not in columns:
+        raise InputError(f"{source} returned columns ({', '.join(columns) or 'none'}): a system query must return "
+                         "a run_id column (and optionally weight and expected)")
+    if not rows:
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        raise InputError(f"{source} selected no runs ({shown}): train and score runs first, or change --param")
+    records = [dict(zip(columns, row)) for row in rows]
+    ids = [str(r["run_id"]) for r in records]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise InputError(f"{source} returned run {repeated[0]} more than once: each member must appear once")
+    members = [Member(run_id, rank, _weight(record.get("weight", 1.0), run_id, source))
+               for rank, (run_id, record) in enumerate(zip(ids, records), start=1)]
+    with registry.transaction() as session:
+        runs = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(ids)))}
+    unknown = [i for i in ids if i not in runs]
+    if unknown:
+        raise InputError(f"{source} returned {unknown[0]!r}, which is not a run id: the run_id column must hold "
+                         "ids from the runs table")
+    unfinished = [runs[i] for i in ids if runs[i].status != "finished"]
+    if unfinished:
+        raise InputError(f"run {unfinished[0].id} is {unfinished[0].status}, not finished: a system member needs "
+                         "its final scores")
+    kinds = {runs[i].task: KINDS.get(runs[i].task) for i in ids}
+    if None in kinds.values() or len(set(kinds.values())) > 1:
+        raise InputError(f"{source} mixes or includes runs that cannot be ensembled together (tasks: "
+                         f"{', '.join(sorted(kinds))}): a system's members are all retrieval runs or all caption runs")
+    if len({runs[i].dataset_id for i in ids}) > 1:
+        raise InputError(f"{source} returned runs of different datasets: members of a system must "
+                         "be trained on the same dataset (filter with --param dataset=NAME)")
+    expected = records[0].get("expected")
+    warnings = []
+    if expected is not None and len(ids) < int(expected):
+        warnings.append(f"{source} asked for {int(expected)} members and found {len(ids)}: built with those")
+    return Selection(members, next(iter(kinds.values())), warnings)
+
+
+def _weight(value: object, run_id: str, source: str) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = math.nan
+    if not math.isfinite(weight) or weight <= 0:
+        raise InputError(f"{source} gave run {run_id} the weight {value!r}: weights must be positive numbers")
+    return weight
+
+
+def _inputs(registry: Registry, selection: Selection, splits: Sequence[str]) -> dict[str, object]:
+    """Registry rows each member contributes, checked to exist on disk; they go into the fingerprint.
+
+    Retrieval members need each split's similarity artifact; caption members their best checkpoint.
+    """
+    ids = [m.run_id for m in selection.members]
+    with registry.transaction() as session:
+        best = {c.run_id: c for c in session.scalars(select(Checkpoint).where(Checkpoint.run_id.in_(ids),
+                                                                            Checkpoint.is_best))}
+        artifacts = {(p.run_id, p.split): p for p in session.scalars(
+            select(Prediction).where(Prediction.run_id.in_(ids), Prediction.kind == "similarity",
+                                     Prediction.split.in_(list(splits))))}
+    inputs: dict[str, object] = {}
+    for member in selection.members:
+        ckpt = best.get(member.run_id)
+        entry: dict[str, object] = {"checkpoint": [ckpt.path, ckpt.created_at.isoformat()] if ckpt else None}
+        if selection.kind == "caption" and (ckpt is None or not Path(ckpt.path).is_file()):
+            where = ckpt.path if ckpt else "none registered"
+            raise InputError(f"run {member.run_id} has no best checkpoint on disk ({where}): a caption system "
+                             "decodes with its members' weights")
+        if selection.kind == "retrieval":
+            for split in splits:
+                row = artifacts.get((member.run_id, split))
+                if row is None:
+                    raise InputError(f"run {member.run_id} has no similarity matrix for split {split!r}: score it "
+                                     f"with `aacbatch evaluate retrieval --run {member.run_id} --split {split}` "
+                                     "or build with --split for the splits it has")
+                if not Path(row.artifact_path).is_file():
+                    raise InputError(f"run {member.run_id}'s similarity matrix for split {split!r} is missing "
+                                     f"({row.artifact_path}): re-score it with `aacbatch evaluate retrieval "
+                                     f"--run {member.run_id} --split {split}`")
+                entry[split] = [row.artifact_path, row.created_at.isoformat()]
+        inputs[member.run_id] = entry
+    return inputs
+
+
+def fingerprint(sql: str, params: dict[str, object], splits: Sequence[str], members: Sequence[Member],
+                inputs: dict[str, object]) -> str:
+    """What the system's rows depend on; equal fingerprints make a rebuild a no-op."""
+    material = {"query": sql, "params": params, "splits": list(splits),
+                "members": [[m.run_id, m.rank, m.weight, inputs[m.run_id]] for m in members]}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _load_similarity(run_id: str, path: Path) -> _Similarity:
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in _SIMILARITY_KEYS}
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"run {run_id}'s similarity matrix {path} is unreadable or lacks "
+                         f"{'/'.join(_SIMILARITY_KEYS)} ({exc}): re-score the run") from exc
+    sim = arrays["similarity"]
+    if sim.shape != (len(arrays["caption_idx"]), len(arrays["clip_idx"])):
+        raise InputError(f"run {run_id}'s similarity matrix {path} is {sim.shape} for {len(arrays['caption_idx'])} "
+                         f"captions × {len(arrays['clip_idx'])} clips: re-score the run")
+    return _Similarity(run_id, path, arrays)
+
+
+def mean_similarity(parts: Sequence[_Similarity], weights: Sequence[float], split: str) -> dict[str, np.ndarray]:
+    """Weighted mean of members' similarity matrices over the same captions and clips.
+
+    Each part: similarity (captions, clips), caption_idx (captions,), clip_idx (clips,),
+    relevant (captions,). Returns the same four arrays for the ensemble (similarity float32,
+    as runs store theirs, so re-scoring the artifact gives exactly the stored scores).
+    """
+    first = parts[0]
+    for other in parts[1:]:
+        same = all(np.array_equal(first.arrays[k], other.arrays[k]) for k in ("caption_idx", "clip_idx", "relevant"))
+        if not same:
+            a, b = first.arrays["similarity"].shape, other.arrays["similarity"].shape
+            raise InputError(f"runs {first.run_id} and {other.run_id} were scored on different captions or clips of "
+                             f"split {split!r} ({a[0]}×{a[1]} vs {b[0]}×{b[1]}): members of a system must share "
+                             "the evaluation set")
+    w = np.asarray(weights, dtype=np.float64)
+    total = sum(wi * p.arrays["similarity"].astype(np.float64) for wi, p in zip(w, parts)) / w.sum()
+    return {"similarity": total.astype(np.float32), "caption_idx": first.arrays["caption_idx"],
+            "clip_idx": first.arrays["clip_idx"], "relevant": first.arrays["relevant"]}
+
+
+def _retrieval_ensemble(selection: Selection, inputs: dict[str, dict], splits: Sequence[str]):
+    """Per split: the mean similarity arrays and their scores."""
+    from aacbatch.evaluate.retrieval import retrieval_scores
+
+    out = {}
+    weights = [m.weight for m in selection.members]
+    for split in splits:
+        parts = [_load_similarity(m.run_id, Path(inputs[m.run_id][split][0])) for m in selection.members]
+        arrays = mean_similarity(parts, weights, split)
+        out[split] = (arrays, retrieval_scores(arrays["similarity"], arrays["relevant"]))
+    return out
+
+
+def _caption_ensemble(registry: Registry, selection: Selection, splits: Sequence[str]):
+    """Per split: the ensemble's CaptionEvaluation (metrics, reasons, captions)."""
+    from aacbatch.captioning import evaluate_ensemble
+
+    ids, weights = [m.run_id for m in selection.members], [m.weight for m in selection.members]
+    return {split: evaluate_ensemble(registry, ids, weights, split) for split in splits}
+
+
+def system_dir(registry: Registry, name: str) -> Path:
+    return Path(registry.settings.home) / "systems" / name
+
+
+def build_system(registry: Registry, name: str, *, query_file: Path | None = None,
+                 params: dict[str, object] | None = None, splits: Sequence[str] = DEFAULT_SPLITS) -> BuildResult:
+    """Select members with the query, evaluate their ensemble on ``splits``, record the system.
+
+    ``name`` is the system's name and, without ``query_file``, the packaged query
+    ``sql/systems/<name>.sql``. ``params`` override the defaults the query declares.
+    """
+    if not _NAME.match(name):
+        raise InputError(f"system name {name!r}: use letters, digits, '_', '-' and '.' (it names a folder)")
+    splits = list(dict.fromkeys(splits))
+    if not splits:
+        raise InputError("give at least one --split to evaluate the system on")
+    sql, source = system_query(name, query_file)
+    params = {**declared_params(sql), **(params or {})}
+    selection = select_members(registry, sql, params, source)
+    inputs = _inputs(registry, selection, splits)
+    fp = fingerprint(sql, params, splits, selection.members, inputs)
+    with registry.transaction() as session:
+        existing = session.scalar(select(System).where(System.name == name))
+        unchanged = existing is not None and existing.fingerprint == fp and _artifacts_present(session, existing)
+        if unchanged:
+            scores, reasons = _stored_scores(session, existing.id)
+            return BuildResult(name, existing.id, existing.kind, "unchanged", selection.members, scores, reasons,
+                               existing.warnings.split("\n") if existing.warnings else [])
+    if selection.kind == "retrieval":
+        results = _retrieval_ensemble(selection, inputs, splits)
+        scores = {split: metrics for split, (_, metrics) in results.items()}
+        reasons: dict[str, dict[str, str]] = {split: {} for split in splits}
+    else:
+        results = _caption_ensemble(registry, selection, splits)
+        scores = {split: dict(ev.metrics) for split, ev in results.items()}
+        reasons = {split: {k: v for k, v in ev.reasons.items() if ev.metrics.get(k) is None} for split, ev in results.items()}
+    written = _write_artifacts(registry, name, fp, results) if selection.kind == "retrieval" else {}
+    try:
+        system_id, status = _record(registry, name, selection, sql, params, fp, scores, reasons, results, written)
+    except BaseException:
+        for path in written.values():
+            path.unlink(missing_ok=True)
+        raise
+    _remove_stale_artifacts(registry, name, set(written.values()))
+    return BuildResult(name, system_id, selection.kind, status, selection.members, scores, reasons, selection.warnings)
+
+
+def _artifacts_present(session, system: System) -> bool:
+    paths = session.scalars(select(Prediction.artifact_path).where(Prediction.system_id == system.id,
+                                                                   Prediction.artifact_path.is_not(None))).all()
+    return all(Path(p).is_file() for p in paths)
+
+
+def _stored_scores(session, system_id: str) -> tuple[dict, dict]:
+    scores: dict[str, dict] = {}
+    reasons: dict[str, dict] = {}
+    for row in session.scalars(select(Score).where(Score.system_id == system_id, Score.epoch.is_(None))):
+        scores.setdefault(row.split, {})[row.metric] = row.value
+        if row.reason:
+            reasons.setdefault(row.split, {})[row.metric] = row.reason
+    return scores, reasons
+
+
+def _write_artifacts(registry: Registry, name: str, fp: str, results: dict) -> dict[str, Path]:
+    """Save each split's mean similarity under a fingerprinted name, so the files of the
+    system's current rows are never overwritten before the new rows are committed."""
+    folder = system_dir(registry, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split, (arrays, _) in results.items():
+        path = folder / f"similarity-{split}-{fp[:12]}.npz"
+        np.savez_compressed(path, **arrays)
+        written[split] = path
+    return written
+
+
+def _remove_stale_artifacts(registry: Registry, name: str, keep: set[Path]) -> None:
+    for path in system_dir(registry, name).glob("similarity-*.npz"):
+        if path not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _record(registry: Registry, name: str, selection: Selection, sql: str, params: dict, fp: str,
+            scores: dict, reasons: dict, results: dict, artifacts: dict[str, Path]) -> tuple[str, str]:
+    """All rows of the system in one transaction; a rebuilt system keeps its id and row."""
+    with registry.transaction() as session:
+        system = session.scalar(select(System).where(System.name == name))
+        status = "replaced" if system is not None else "created"
+        if system is None:
+            system = System(name=name)
+            session.add(system)
+        else:
+            for table in (SystemMember, Score, Prediction):
+                session.execute(delete(table).where(table.system_id == system.id))
+        system.kind, system.query_text, system.fingerprint = selection.kind, sql, fp
+        system.params_json = json.dumps(params, sort_keys=True)
+        system.warnings = "\n".join(selection.warnings) or None
+        system.created_at = utcnow()
+        session.flush()
+        session.add_all(SystemMember(system_id=system.id, run_id=m.run_id, rank=m.rank, weight=m.weight)
+                        for m in selection.members)
+        for split, metrics in scores.items():
+            session.add_all(Score(system_id=system.id, split=split, metric=metric, value=value,
+                                  reason=reasons[split].get(metric, "the evaluation gave no value and no reason")
+                                  if value is None else None)
+                            for metric, value in metrics.items())
+        for split, path in artifacts.items():
+            session.add(Prediction(system_id=system.id, split=split, kind="similarity", artifact_path=str(path)))
+        if selection.kind == "caption":
+            for split, evaluation in results.items():
+                session.add_all(Prediction(system_id=system.id, split=split, kind="caption", clip_id=clip_id, text=text)
+                                for clip_id, text in evaluation.captions.items())
+        return system.id, status
+
+
+def list_systems(registry: Registry) -> tuple[list[str], list[tuple]]:
+    """Every system with its kind, members and headline score (``sql/queries/systems.sql``)."""
+    return run_sql(registry, named_query("systems").read_text(encoding="utf-8"), source="sql/queries/systems.sql")
+
+
+def show_system(registry: Registry, name: str) -> dict:
+    """A system's definition, members (with task, tag loss, dataset) and stored scores."""
+    with registry.transaction() as session:
+        system = session.scalar(select(System).where(System.name == name))
+        if system is None:
+            known = ", ".join(session.scalars(select(System.name).order_by(System.name))) or "none yet"
+            raise NotFoundError(f"unknown system {name!r} (known: {known}): build it with `aacbatch system build {name}`")
+        scores, reasons = _stored_scores(session, system.id)
+    members = run_sql(registry, named_query("system_members").read_text(encoding="utf-8"), {"system": system.id},
+                      source="sql/queries/system_members.sql")
+    return {"name": system.name, "id": system.id, "kind": system.kind, "params": json.loads(system.params_json),
+            "fingerprint": system.fingerprint, "built": system.created_at.isoformat(timespec="seconds"),
+            "warnings": system.warnings.split("\n") if system.warnings else [], "query": system.query_text,
+            "members": members, "scores": scores, "reasons": reasons}
