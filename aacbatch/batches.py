@@ -46,6 +46,25 @@ def pad_ragged(items: Sequence[np.ndarray], multiple: int = PAD_MULTIPLE) -> tup
     return out, lengths
 
 
+def epoch_batches(clips: np.ndarray, seed: int, epoch: int, batch_size: int, captions_per_clip: int = 0,
+                  min_size: int = 1) -> list[np.ndarray]:
+    """Shuffled batches of example positions for one epoch, from ``seed + epoch`` alone (so a
+    resumed run sees the same order). ``captions_per_clip`` > 0 keeps only that many random
+    examples (captions) of each clip this epoch — a cheaper epoch that still sees every clip;
+    batches smaller than ``min_size`` are dropped (a contrastive batch needs two examples)."""
+    rng = np.random.default_rng(seed + epoch)
+    if captions_per_clip > 0:
+        by_clip: dict[int, list[int]] = {}
+        for e, clip in enumerate(clips):
+            by_clip.setdefault(int(clip), []).append(e)
+        chosen = [e for clip in sorted(by_clip) for e in
+                  rng.choice(by_clip[clip], min(captions_per_clip, len(by_clip[clip])), replace=False)]
+        order = rng.permutation(np.array(chosen))
+    else:
+        order = rng.permutation(len(clips))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size) if len(order[i:i + batch_size]) >= min_size]
+
+
 class CachedBatches:
     """Batches of examples from aligned feature sets.
 

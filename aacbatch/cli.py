@@ -200,14 +200,24 @@ def _duration_range(text: str) -> tuple[float, float]:
 @click.option("--rebuild", is_flag=True, help="Replace a cache built from another spec, dataset or model.")
 @click.option("--skip-bad", is_flag=True, help="Record unusable clips as bad (placeholders) instead of stopping.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a spec key, e.g. --set teacher=RUN_ID.")
+@click.option("--from-run", metavar="RUN_ID", help="Encoder run of an `encoded` set (same as --set run=RUN_ID).")
+@click.option("--name", help="Register the set under this name (default: the spec's; encoded-<run> for encoded).")
 @click.pass_context
-def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets):
-    """Compute feature set SPEC (features/SPEC.toml or a path) for a dataset into the Zarr cache."""
+def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets, from_run, name):
+    """Compute feature set SPEC (features/SPEC.toml or a path) for a dataset into the Zarr cache.
+
+    \b
+    Examples:
+      aacbatch featurize mel --dataset clotho
+      aacbatch featurize tags --dataset clotho --set teacher=TAGGER_RUN_ID
+      aacbatch featurize encoded --dataset clotho --from-run CLAP_RUN_ID
+    """
     from aacbatch.featurize.job import featurize as run_featurize, parse_shard
     from aacbatch.config import parse_pairs
 
+    overrides = parse_pairs(sets) | ({"run": from_run} if from_run else {})
     result = run_featurize(_registry(ctx), spec, dataset, split=split, shard=parse_shard(shard), workers=workers,
-                           rebuild=rebuild, skip_bad=skip_bad, overrides=parse_pairs(sets), progress=_progress)
+                           rebuild=rebuild, skip_bad=skip_bad, overrides=overrides, name=name, progress=_progress)
     for _, reason in result.bad:
         click.echo(f"skipped (bad input): {reason}", err=True)
     note = " [random-weight model]" if result.random_weights else ""
@@ -249,8 +259,10 @@ def features_show(ctx, name, dataset):
 # --- training ------------------------------------------------------------------------------
 
 @cli.command("train")
-@click.option("--task", type=click.Choice(["tagger", "bow", "clap", "clap_tag", "claip", "claip_tag"]),
-              help="What to train (bow: the bag-of-words retrieval baseline).")
+@click.option("--task", type=click.Choice(["tagger", "bow", "clap", "clap_tag", "claip", "claip_tag", "caption",
+                                           "frequent_caption"]),
+              help="What to train (bow / frequent_caption: the retrieval / captioning baselines; caption: from an "
+                   "encoded set).")
 @click.option("--dataset", help="Registered dataset (its feature sets are the inputs).")
 @click.option("--config", "config", help="Recipe TOML (a path or a name in aacbatch/recipes/).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
@@ -271,8 +283,10 @@ def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse):
                         init_from=init_from, resume=resume, reuse=reuse, log=click.echo)
     if world()[0] != 0:
         return  # under torchrun, rank 0 reports
+    from aacbatch.train.runs import final_reasons
+
     for split, metrics in result.final.items():
-        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
+        shown = _shown(metrics, final_reasons(_registry(ctx), result.run_id, split))
         click.echo(f"{result.task} run {result.run_id} best checkpoint on {split}: {shown}")
 
 
@@ -291,6 +305,56 @@ def evaluate_retrieval(ctx, run_id, splits):
 
     for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits)).items():
         click.echo(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None))
+
+
+@evaluate.command("caption")
+@click.option("--run", "run_id", required=True, help="A finished caption run.")
+@click.option("--split", "splits", multiple=True, default=("eval",), show_default=True, help="Split(s) to score.")
+@click.pass_context
+def evaluate_caption(ctx, run_id, splits):
+    """Caption a split with a run's best checkpoint and score it; scores and captions go to the registry."""
+    from aacbatch.train.run import evaluate_run
+    from aacbatch.train.runs import final_reasons
+
+    registry = _registry(ctx)
+    for split, values in evaluate_run(registry, run_id, tuple(splits)).items():
+        click.echo(f"{split}: " + _shown(values, final_reasons(registry, run_id, split)))
+
+
+def _shown(values: dict, reasons: dict) -> str:
+    """``name=value`` pairs; a NULL metric as ``n/a (reason)``, never hidden."""
+    return " ".join(f"{k}={v:.4f}" if v is not None else f"{k}=n/a ({reasons.get(k, 'not computed')})"
+                    for k, v in values.items())
+
+
+@cli.command("caption")
+@click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--run", "run_ids", multiple=True, required=True,
+              help="Caption run (repeat for an ensemble: per-step log-probabilities are averaged).")
+@click.option("--weight", "weights", multiple=True, type=float, help="Ensemble weight per --run, in order.")
+@click.option("--split", help="Caption every clip of this split of the runs' dataset instead of files.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@click.pass_context
+def caption_cmd(ctx, audio, run_ids, weights, split, fmt):
+    """Caption audio files (any rate/channels) or a dataset split with trained captioners.
+
+    \b
+    Examples:
+      aacbatch caption --run RUN_ID dog.wav street.flac
+      aacbatch caption --run RUN_A --run RUN_B --split eval --format json
+    """
+    from aacbatch.captioning import caption_files, caption_split
+    from aacbatch.formatting import render
+
+    if bool(audio) == bool(split):
+        raise click.UsageError("give audio files or --split, not both (and not neither)")
+    registry = _registry(ctx)
+    if split:
+        result = caption_split(registry, run_ids, split, weights or None)
+        rows = [(result.names[k], text) for k, text in result.captions.items()]
+    else:
+        rows = list(zip(map(str, audio), caption_files(registry, run_ids, audio, weights or None)))
+    click.echo(render(["file", "caption"], rows, fmt))
 
 
 # --- metrics -------------------------------------------------------------------------------
@@ -333,6 +397,203 @@ def metrics_install(ctx, from_dir):
 
     for path in install_assets(from_dir, _settings(ctx).home / "assets"):
         click.echo(f"installed {path}")
+
+
+# --- systems and reports -------------------------------------------------------------------
+
+@cli.group()
+def system():
+    """Ensembles whose members an SQL query picks (sql/systems/*.sql): build, list, show."""
+
+
+@system.command("build")
+@click.argument("name")
+@click.option("--query", "query_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your own .sql query returning run_id [, weight, expected] (NAME then only names the system).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a query parameter (repeatable).")
+@click.option("--split", "splits", multiple=True, default=("val", "eval"), show_default=True, help="Split(s) to evaluate on.")
+@click.pass_context
+def system_build(ctx, name, query_file, params, splits):
+    """Build system NAME: run its query, ensemble the members, score and record it.
+
+    \b
+    Examples:
+      aacbatch system build retrieval_s1
+      aacbatch system build retrieval_s1 --param split=eval     # select on eval, as the paper did
+      aacbatch system build my_top2 --query top2.sql --param k=2
+    """
+    from aacbatch.registry.queries import parse_params
+    from aacbatch.systems import build_system
+
+    result = build_system(_registry(ctx), name, query_file=query_file, params=parse_params(params), splits=splits)
+    n = len(result.members)
+    click.echo(f"system {result.name} ({result.kind}, {n} member{'s' if n != 1 else ''}): {result.status}")
+    for member in result.members:
+        click.echo(f"  {member.rank}. {member.run_id} weight {member.weight:g}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for split, values in result.scores.items():
+        shown = " ".join(f"{k}={v:.4f}" if v is not None else f"{k}=n/a ({result.reasons[split].get(k, 'no reason')})"
+                         for k, v in values.items())
+        click.echo(f"{split}: {shown}")
+
+
+@system.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@click.pass_context
+def system_list(ctx, fmt):
+    """Systems with their kind, members and headline scores."""
+    from aacbatch.formatting import render
+    from aacbatch.systems import list_systems
+
+    click.echo(render(*list_systems(_registry(ctx)), fmt))
+
+
+@system.command("show")
+@click.argument("name")
+@click.pass_context
+def system_show(ctx, name):
+    """A system's query, parameters, members and scores."""
+    from aacbatch.formatting import render
+    from aacbatch.systems import show_system
+
+    info = show_system(_registry(ctx), name)
+    click.echo(f"system {info['name']} ({info['kind']}), id {info['id']}, built {info['built']}")
+    click.echo(f"params: {' '.join(f'{k}={v}' for k, v in info['params'].items()) or 'none'}")
+    for warning in info["warnings"]:
+        click.echo(f"warning: {warning}")
+    click.echo("\n" + render(*info["members"]))
+    for split, values in sorted(info["scores"].items()):
+        shown = " ".join(f"{k}={v:.4f}" if v is not None else f"{k}=n/a ({info['reasons'].get(split, {}).get(k)})"
+                         for k, v in sorted(values.items()))
+        click.echo(f"{split}: {shown}")
+    click.echo("\n" + info["query"].rstrip())
+
+
+@cli.command("report")
+@click.argument("name")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a report parameter (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to this file instead of printing it.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw it as a PNG (table1, table2, curves).")
+@click.option("--with-paper", is_flag=True, help="Add the paper's published numbers (table1, table2), labelled as the paper's.")
+@click.pass_context
+def report(ctx, name, params, fmt, out, plot, with_paper):
+    """Print report NAME (sql/reports/NAME.sql: table1, table2, runs, curves; or a .sql path).
+
+    \b
+    Examples:
+      aacbatch report table1 --with-paper
+      aacbatch report table2 --format md --out table2.md
+      aacbatch report curves --param task=clap_tag --plot curves.png
+    """
+    from aacbatch.registry.queries import parse_params
+    from aacbatch.reports import plot_report, render_report, run_report
+
+    result = run_report(_registry(ctx), name, parse_params(params), with_paper=with_paper)
+    text = render_report(result, fmt)
+    if plot is not None:
+        click.echo(f"plot written to {plot_report(result, plot)}", err=True)
+    if out is None:
+        click.echo(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"{name} written to {out}", err=True)
+
+
+# --- search your own audio -----------------------------------------------------------------
+
+def _model_options(func):
+    """``--run`` / ``--system``: the model of an index (``index``, ``search``)."""
+    func = click.option("--system", metavar="NAME",
+                        help="A retrieval system: the weighted mean of its members' similarities.")(func)
+    return click.option("--run", "run_id", metavar="RUN_ID", help="A retrieval run (clap, clap_tag, claip, claip_tag).")(func)
+
+
+@cli.command("index")
+@click.argument("audio_dir", type=click.Path(file_okay=False, path_type=Path))
+@_model_options
+@click.option("--name", help="Index name [default: the folder's name].")
+@click.option("--caption-run", "caption_runs", multiple=True, metavar="RUN_ID",
+              help="Also store a generated caption per file (repeat for an ensemble of caption runs).")
+@click.option("--max-seconds", type=float, default=60.0, show_default=True,
+              help="Embed at most the first S seconds of each file.")
+@click.option("--replace", is_flag=True, help="Rebuild an index of this name made from another folder or model.")
+@click.pass_context
+def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, replace):
+    """Embed every audio file below AUDIO_DIR (wav, flac, ogg, …; any rate and channels) for search.
+
+    Re-running it is incremental: unchanged files are kept, new and changed files embedded,
+    deleted files dropped; an interrupted run resumes. E.g. aacbatch index ~/sounds --run RUN_ID
+    """
+    from aacbatch.search.index import build_index
+
+    result = build_index(_registry(ctx), audio_dir, run=run_id, system=system, name=name, caption_runs=caption_runs,
+                         max_seconds=max_seconds, replace=replace, progress=lambda total, desc: _progress(total, desc, "file"))
+    for file, reason in result.unreadable:
+        click.echo(f"skipped (unreadable): {file}: {reason}", err=True)
+    if result.cut:
+        click.echo(f"note: {result.cut} file(s) longer than {max_seconds:g} s: only their first {max_seconds:g} s "
+                   "are embedded", err=True)
+    click.echo(f"index {result.name}: {result.status}, {result.n_files} files ({result.kept} kept, {result.added} added, "
+               f"{result.changed} changed, {result.removed} removed; {result.embedded} embedded now); skipped "
+               f"{len(result.unreadable)} unreadable and {result.non_audio} non-audio files → {result.url}")
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("--index", "index_name", required=True, help="Index to search (see `aacbatch index`).")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of files to list.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_model_options
+@click.pass_context
+def search_cmd(ctx, query, index_name, k, fmt, run_id, system):
+    """Rank the files of an index by similarity to QUERY, e.g. aacbatch search "a dog barks" --index sounds.
+
+    --run/--system are optional: given, they must be the model that built the index.
+    """
+    import json
+
+    from aacbatch.formatting import render
+    from aacbatch.search.query import Searcher
+
+    searcher = Searcher.open(_registry(ctx), index_name, run=run_id, system=system)
+    results = searcher.search(query, k)
+    for note in results.notes:
+        click.echo(f"note: {note}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps([{"rank": h.rank, "score": h.score, "id": h.id, "file": h.file,
+                                "path": str(searcher.index.folder / h.file), "duration": h.duration,
+                                "caption": h.caption} for h in results.hits], indent=2, ensure_ascii=False))
+        return
+    with_captions = searcher.index.captions is not None
+    columns = ["rank", "score", "file"] + (["caption"] if with_captions else [])
+    rows = [(h.rank, h.score, h.file) + ((h.caption,) if with_captions else ()) for h in results.hits]
+    click.echo(render(columns, rows, "table"))
+
+
+@cli.command("serve")
+@click.option("--index", "index_name", required=True, help="Index to search.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default is this machine only (0.0.0.0 would expose the indexed files).")
+@click.pass_context
+def serve_cmd(ctx, index_name, port, host):
+    """A local search page over an index: query box, ranked files with captions and players."""
+    from aacbatch.search.query import Searcher
+    from aacbatch.search.web import make_server
+
+    searcher = Searcher.open(_registry(ctx), index_name)
+    server = make_server(searcher, host, port)
+    click.echo(f"serving index {index_name} ({len(searcher.index)} files) at http://{host}:{server.server_port}/ "
+               "— Ctrl-C stops")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # --- demo ----------------------------------------------------------------------------------

@@ -21,6 +21,12 @@ RETRIEVAL_VARIANTS = (("clap", ()), ("clap_tag", ("tag_loss='mae'",)), ("clap_ta
                       ("claip", ()), ("claip_tag", ()))
 
 
+SYSTEMS = tuple(f"{kind}_s{n}" for kind in ("retrieval", "caption") for n in (1, 2, 3, 4))
+# Captioners per encoder (finetuning seeds): captioning system S3 ensembles three captioners
+# on each CLAP-TAG encoder, S1/S4 add the best on CLAP / CLAIP features (DESIGN.md).
+CAPTION_SEEDS = {RETRIEVAL_VARIANTS[0]: 1, RETRIEVAL_VARIANTS[1]: 3, RETRIEVAL_VARIANTS[2]: 3, RETRIEVAL_VARIANTS[3]: 1}
+
+
 @dataclass(frozen=True)
 class DemoScale:
     target_clips: int
@@ -58,6 +64,8 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     from aacbatch.formatting import render
     from aacbatch.registry.queries import named_query, run_sql
     from aacbatch.registry.store import Registry
+    from aacbatch.reports import plot_report, render_report, run_report
+    from aacbatch.systems import build_system
     from aacbatch.train.run import train_task
 
     if progress is None:
@@ -103,15 +111,48 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     echo("\n== baseline: bag of words on the target set ==")
     bow = train_task(registry, "bow", dataset=TARGET, reuse=True, log=echo)
 
-    echo("\nText→audio retrieval on the target set's eval split (from the registry):")
+    echo("\n== captioning: frames of each frozen retrieval encoder → pretrain → finetune captioners ==")
+    for (task, extra), encoder_run in zip(RETRIEVAL_VARIANTS, finetuned):
+        seeds = CAPTION_SEEDS.get((task, extra))
+        if seeds is None:
+            continue
+        for name in (PRETRAIN, TARGET):
+            encoded = featurize(registry, "encoded", name, overrides={"run": encoder_run}, progress=progress)
+            _show(echo, encoded)
+        features = f"features='{encoded.name}'"
+        pre = train_task(registry, "caption", dataset=PRETRAIN, config="demo-caption-pretrain", reuse=True, log=echo,
+                         sets=(features, f"vocab_from=['{TARGET}']"))
+        for seed in range(seeds):
+            train_task(registry, "caption", dataset=TARGET, config="demo-caption-finetune", reuse=True, log=echo,
+                       sets=(features, f"vocab_from=['{PRETRAIN}']"), seed=seed, init_from=pre.run_id)
+    train_task(registry, "frequent_caption", dataset=TARGET, reuse=True, log=echo)
+
+    echo("\nText→audio retrieval on the target set's eval split, every finetuned model (from the registry):")
     columns, rows = run_sql(registry, named_query("eval_retrieval").read_text(), {"runs": ",".join(finetuned + [bow.run_id])},
                             source="sql/queries/eval_retrieval.sql")
     echo(render(columns, rows, "table"))
 
+    echo("\n== systems: members chosen by SQL on the validation split (sql/systems/*.sql), ensembled ==")
+    for name in SYSTEMS:
+        result = build_system(registry, name)
+        members = ", ".join(m.run_id[:8] for m in result.members)
+        warned = f" — {'; '.join(result.warnings)}" if result.warnings else ""
+        echo(f"{name}: {len(result.members)} member(s) [{members}] ({result.status}){warned}")
+    plots = settings.home / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    for number, name in ((1, "table1"), (2, "table2")):
+        report = run_report(registry, name, with_paper=True)
+        echo(f"\nTable {number} ({'retrieval' if number == 1 else 'captioning'}, eval split of {TARGET}; "
+             f"report {name}):")
+        echo(render_report(report, "table"))
+        plot_report(report, plots / f"{name}.png")
+    plot_report(run_report(registry, "curves", {"dataset": TARGET}), plots / "curves.png")
+
     columns, rows = run_sql(registry, named_query("datasets").read_text(), source="sql/queries/datasets.sql")
     echo("\nDatasets (aacbatch sql --query datasets):")
     echo(render(columns, rows, "table"))
-    echo(f"\nregistry: {settings.db_url}\ndata:     {data}\ncache:    {settings.cache_dir}\nruns:     {settings.home / 'runs'}")
+    echo(f"\nregistry: {settings.db_url}\ndata:     {data}\ncache:    {settings.cache_dir}\nruns:     {settings.home / 'runs'}"
+         f"\nplots:    {plots}")
 
 
 def _show(echo, result) -> None:

@@ -304,3 +304,35 @@ def test_input_errors_name_the_id(predictions, references, message, tmp_path):
 def test_unknown_metric(tmp_path):
     with pytest.raises(InputError, match="unknown caption metric 'bleu'"):
         caption_metrics({"a": "x"}, {"a": ["x"]}, assets_dir=tmp_path, metrics=("bleu",))
+
+
+def test_missing_java_and_a_crashing_jar_name_the_tool(monkeypatch, tmp_path):
+    from aacbatch.errors import AacbatchError
+    from aacbatch.evaluate import ptb
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java here
+    with pytest.raises(AacbatchError, match="java not found on PATH"):
+        caption_metrics({"a": "a dog"}, {"a": ["a dog barks"]}, assets_dir=tmp_path, metrics=("cider_d",))
+    monkeypatch.undo()
+    broken = tmp_path / "broken.jar"
+    broken.write_bytes(b"not a jar")
+    monkeypatch.setattr(ptb, "pycocoevalcap_file", lambda relative: broken)
+    with pytest.raises(AacbatchError, match=r"PTB tokenizer failed \(java exit 1\)"):
+        caption_metrics({"a": "a dog"}, {"a": ["a dog barks"]}, assets_dir=tmp_path, metrics=("cider_d",))
+
+
+def test_metrics_command_refuses_non_utf8_and_partial_predictions(tmp_path):
+    from click.testing import CliRunner
+
+    from aacbatch.cli import cli
+
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps({"a": ["a dog barks"], "b": ["rain falls"]}))
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('{"a": "caf\xe9"}'.encode("latin-1"))
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"a": "a dog"}))
+    for preds, message in ((latin, "latin1.json is not valid JSON"), (partial, "id 'b' has references but no prediction")):
+        out = CliRunner().invoke(cli, ["--home", str(tmp_path / "h"), "metrics", "caption", "--predictions", str(preds),
+                                       "--references", str(refs)])
+        assert out.exit_code != 0 and message in out.output and "Traceback" not in out.output

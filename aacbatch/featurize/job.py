@@ -71,8 +71,11 @@ def featurize(
     rebuild: bool = False,
     skip_bad: bool = False,
     overrides: dict | None = None,
+    name: str | None = None,
     progress: Callable | None = None,
 ) -> FeaturizeResult:
+    """Compute (or finish) one feature set; ``name`` overrides the registry name, which is
+    otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended."""
     settings = registry.settings
     spec = load_spec(spec_name, overrides)
     context = Context(settings=settings, dataset=dataset)
@@ -83,7 +86,8 @@ def featurize(
         raise InputError(f"dataset {dataset!r} has no {kind.item}s{f' in split {split!r}' if split else ''} to featurize")
     identity = kind.identity()  # may hash model files: computed once per job
     random_weights = _random_weights(identity)
-    set_name = spec.name if split is None else f"{spec.name}@{split}"
+    base = name or kind.default_name(spec.name)
+    set_name = base if split is None else f"{base}@{split}"
     url = cache_url(settings, dataset, set_name)
     meta = {
         "kind": spec.kind, "name": set_name, "dataset": dataset, "split": split, "item": kind.item,

@@ -21,6 +21,7 @@ KINDS = {
     "tokens": "aacbatch.featurize.tokens:TokensKind",
     "text_emb": "aacbatch.featurize.text_emb:TextEmbKind",
     "images": "aacbatch.featurize.images:ImagesKind",
+    "encoded": "aacbatch.featurize.encoded:EncodedKind",
 }
 
 # Called with (position in block, error) for an item that cannot be computed: raises, or
@@ -58,6 +59,10 @@ class FeatureKind:
 
     def arrays(self) -> dict[str, ArraySpec]:
         raise NotImplementedError
+
+    def default_name(self, spec_name: str) -> str:
+        """Name of the feature set in the registry; kinds built from a run name it in theirs."""
+        return spec_name
 
     def lengths(self, items: list) -> dict[str, np.ndarray]:
         """Per-item time lengths of the ragged arrays, known before computing anything."""

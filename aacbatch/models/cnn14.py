@@ -361,21 +361,30 @@ def load_panns_checkpoint(model: Cnn14, path: str | Path, *, weights_only: bool 
 
 
 def load_tagger(path: str | Path, variant: str | Cnn14Config = "cnn14") -> Cnn14:
-    """A tagging CNN14 from an aacbatch tagger checkpoint or an official PANNs file.
+    """A tagging CNN14 from an aacbatch tagger or retrieval checkpoint, or an official PANNs file.
 
-    An aacbatch checkpoint describes its architecture (``model_config``); a PANNs file
-    (``{"model": state_dict}`` only) is built as ``variant`` and loaded strictly.
+    An aacbatch checkpoint describes its architecture (``model_config``); a retrieval
+    (CLAP-family) checkpoint holds the encoder under ``audio.`` with its config in
+    ``model_config["audio"]`` — its encoder still tags (CLAP-TAG trains that head), and it is
+    what captioning freezes. A PANNs file (``{"model": state_dict}`` only) is built as
+    ``variant`` and loaded strictly.
     """
     path = Path(path)
     checkpoint = _read_checkpoint(path, weights_only=True)
-    if "model_config" in checkpoint:
+    state = checkpoint["model"]
+    if checkpoint.get("model_family") == "clap":
+        fields, state = checkpoint["model_config"].get("audio"), {
+            k.removeprefix("audio."): v for k, v in state.items() if k.startswith("audio.")}
+    else:
+        fields = checkpoint.get("model_config")
+    if fields is not None:
         try:
-            config = Cnn14Config(**checkpoint["model_config"])
+            config = Cnn14Config(**fields)
         except (TypeError, ValueError) as exc:
             raise InputError(f"CNN14 checkpoint {path} has an invalid model_config ({exc})") from exc
     else:
         config = _resolve_config(variant)
-    return _from_state(config, checkpoint["model"], path)
+    return _from_state(config, state, path)
 
 
 def _resolve_config(name_or_config: str | Cnn14Config) -> Cnn14Config:

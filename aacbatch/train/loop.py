@@ -151,13 +151,21 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
 
 def score_splits(task: Task, recorder: RunRecorder, run_dir: Path, splits) -> dict[str, dict]:
     """Final scores of the loaded model on ``splits`` (rows with epoch NULL), plus any
-    split-level artifacts the task saves (e.g. retrieval similarity matrices)."""
+    split-level artifacts the task saves (e.g. retrieval similarity matrices) and, for tasks
+    with a ``final_evaluate``, the reasons for NULL metrics and the generated captions."""
     final = {}
     task.model.eval()
+    final_evaluate = getattr(task, "final_evaluate", None)  # e.g. captioning: every metric + captions
     with torch.no_grad():
         for split in splits:
-            final[split] = task.evaluate(split)
-            recorder.scores(split, final[split], epoch=None)
+            if final_evaluate is None:
+                final[split] = task.evaluate(split)
+                recorder.scores(split, final[split], epoch=None)
+            else:
+                result = final_evaluate(split)
+                final[split] = result.metrics
+                recorder.scores(split, result.metrics, epoch=None, reasons=result.reasons)
+                recorder.captions(split, result.captions)
             if distributed.world()[0] == 0:
                 for kind, path in getattr(task, "artifacts", lambda s, d: {})(split, run_dir).items():
                     recorder.artifact(split, kind, path)

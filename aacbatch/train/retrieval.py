@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from aacbatch.batches import CachedBatches, Source
+from aacbatch.batches import CachedBatches, Source, epoch_batches
 from aacbatch.errors import InputError
-from aacbatch.evaluate.retrieval import audio_to_text_metrics, retrieval_metrics
+from aacbatch.evaluate.retrieval import retrieval_scores
 from aacbatch.featurize.items import load_items
 from aacbatch.featurize.sets import cached_set
 from aacbatch.losses import TAG_LOSSES, info_nce, tag_regression
@@ -127,19 +127,8 @@ class RetrievalTask:
     # --- loop hooks -----------------------------------------------------------------------
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
-        data = self.splits[self.cfg.train_split]
-        rng = np.random.default_rng(self.cfg.seed + epoch)
-        if self.cfg.captions_per_clip > 0:
-            by_clip: dict[int, list[int]] = {}
-            for e, clip in enumerate(data.clips):
-                by_clip.setdefault(int(clip), []).append(e)
-            chosen = [e for clip in sorted(by_clip) for e in
-                      rng.choice(by_clip[clip], min(self.cfg.captions_per_clip, len(by_clip[clip])), replace=False)]
-            order = rng.permutation(np.array(chosen))
-        else:
-            order = rng.permutation(len(data))
-        size = self.cfg.batch_size
-        return [order[i:i + size] for i in range(0, len(order), size) if len(order[i:i + size]) > 1]
+        return epoch_batches(self.splits[self.cfg.train_split].clips, self.cfg.seed, epoch, self.cfg.batch_size,
+                             self.cfg.captions_per_clip, min_size=2)
 
     def _text(self, b: dict) -> torch.Tensor:
         if self.cfg.text == "finetune":
@@ -186,9 +175,7 @@ class RetrievalTask:
     def evaluate(self, split: str) -> dict[str, float]:
         sim, relevant, clips = self.similarity(split)
         self._last = (split, sim, relevant, clips)
-        t2a = {f"t2a/{k}": v for k, v in retrieval_metrics(sim, relevant).items()}
-        a2t = {f"a2t/{k}": v for k, v in audio_to_text_metrics(sim.T, relevant).items()}
-        return {**t2a, **a2t}
+        return retrieval_scores(sim, relevant)
 
     def artifacts(self, split: str, run_dir) -> dict:
         """Save the split's similarity matrix (rows: caption idx, columns: clip idx) as .npz."""

@@ -30,7 +30,7 @@ class TaskSpec:
     config_cls: type
     build: Callable  # (registry, dataset, cfg) -> (task, [CachedSet])
     select_metric: str
-    closed_form: bool = False  # fitted in one go (no epochs, no resume)
+    fit: Callable | None = None  # closed-form tasks: (registry, dataset, cfg, built, recorder, run_dir) -> final
 
 
 def _tagger(registry, dataset, cfg):
@@ -49,27 +49,52 @@ def _retrieval(task):
     return build
 
 
+def _caption(registry, dataset, cfg):
+    from aacbatch.train.caption import CaptionTask
+
+    built = CaptionTask(registry, dataset, cfg)
+    return built, [built.encoded]
+
+
 def _bow(registry, dataset, cfg):
     mel = cached_set(registry, dataset, cfg.mel)
     return mel, [mel]
 
 
+def _fit_bow(registry, dataset, cfg, built, recorder, run_dir):
+    from aacbatch.train.bow import fit_bow
+
+    return fit_bow(registry, dataset, cfg, built, recorder, run_dir)
+
+
+def _fit_frequent_caption(registry, dataset, cfg, _built, recorder, run_dir):
+    from aacbatch.train.frequent_caption import fit_frequent_caption
+
+    return fit_frequent_caption(registry, dataset, cfg, recorder, run_dir)
+
+
 def _tasks() -> dict[str, TaskSpec]:
     from aacbatch.train.bow import BowConfig
+    from aacbatch.train.caption import CaptionConfig
+    from aacbatch.train.frequent_caption import FrequentCaptionConfig
     from aacbatch.train.retrieval import RETRIEVAL_TASKS, RetrievalConfig
     from aacbatch.train.tagger import TaggerConfig
 
     return {
         "tagger": TaskSpec(TaggerConfig, _tagger, "mAP"),
-        "bow": TaskSpec(BowConfig, _bow, "t2a/mAP@10", closed_form=True),
+        "bow": TaskSpec(BowConfig, _bow, "t2a/mAP@10", fit=_fit_bow),
+        "frequent_caption": TaskSpec(FrequentCaptionConfig, lambda registry, dataset, cfg: (None, []), "cider_d",
+                                     fit=_fit_frequent_caption),
         **{t: TaskSpec(RetrievalConfig, _retrieval(t), "t2a/mAP@10") for t in RETRIEVAL_TASKS},
+        "caption": TaskSpec(CaptionConfig, _caption, "cider_d"),
     }
 
 
-TASKS = ("tagger", "bow", "clap", "clap_tag", "claip", "claip_tag")
-DDP_TASKS = TASKS[2:]  # their losses gather embeddings across ranks (aacbatch.train.distributed)
+TASKS = ("tagger", "bow", "clap", "clap_tag", "claip", "claip_tag", "caption", "frequent_caption")
+RETRIEVAL = TASKS[2:6]
+DDP_TASKS = RETRIEVAL  # their losses gather embeddings across ranks (aacbatch.train.distributed)
 # Which runs a task may start from with --init-from (their weights load by matching names).
-INIT_FROM = {"tagger": ("tagger",), **{t: ("clap", "clap_tag", "claip", "claip_tag") for t in TASKS[2:]}}
+INIT_FROM = {"tagger": ("tagger",), **{t: RETRIEVAL for t in RETRIEVAL}, "caption": ("caption",)}
 
 
 @dataclass(frozen=True)
@@ -104,14 +129,16 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
     seed_everything(cfg.seed)
     built, sets_used = spec.build(registry, dataset, cfg)
     parent = None
-    if init_from is not None and spec.closed_form:
+    if init_from is not None and spec.fit is not None:
         raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
     if init_from is not None:
         parent = get_run(registry, init_from)
-        _load_init(built.model, registry, parent.id, INIT_FROM[task])
+        _load_init(built, registry, parent.id, INIT_FROM[task])
     with registry.transaction() as session:
         dataset_id = dataset_by_name(session, dataset).id
-    config_record = {"dataset": dataset, **as_dict(cfg)}
+    # Captioners also record the retrieval run whose encoder made their features (for SQL).
+    encoder = {"encoder_run": built.encoder_run} if task == "caption" else {}
+    config_record = {"dataset": dataset, **encoder, **as_dict(cfg)}
     lineage = [s.lineage() for s in sets_used]
     if reuse:
         done = find_finished(registry, task, config_record, lineage, parent.id if parent else None)
@@ -126,12 +153,10 @@ def train_task(registry: Registry, task: str, *, dataset: str | None = None, con
     run_id = distributed.broadcast(recorder.run_id if rank == 0 else None)
     if rank != 0:
         recorder = NullRecorder(run_id)
-    if spec.closed_form:
-        from aacbatch.train.bow import fit_bow
-
+    if spec.fit is not None:
         run_dir = run_dir_for(registry, recorder.run_id)
         try:
-            final = fit_bow(registry, dataset, cfg, built, recorder, run_dir)
+            final = spec.fit(registry, dataset, cfg, built, recorder, run_dir)
         except BaseException as exc:
             recorder.status("failed", _reason(exc))
             raise
@@ -197,16 +222,23 @@ def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...]) -> di
     from aacbatch.train.loop import score_splits
 
     run, spec, dataset, cfg, built, _ = rebuild(registry, run_id)
-    if spec.closed_form:
+    if spec.fit is not None:
         raise InputError(f"run {run.id} is a {run.task} run: its scores are computed when it is fitted")
     built.model.load_state_dict(torch.load(checkpoint_of(registry, run.id, (run.task,)), map_location="cpu",
                                            weights_only=False)["model"])
     return score_splits(built, RunRecorder(registry, run.id), run_dir_for(registry, run.id), splits)
 
 
-def _load_init(model: torch.nn.Module, registry: Registry, parent_id: str, tasks: tuple[str, ...]) -> None:
-    """Start from a parent run's best weights (all parameters whose names and shapes match)."""
-    state = torch.load(checkpoint_of(registry, parent_id, tasks), map_location="cpu", weights_only=False)["model"]
+def _load_init(task, registry: Registry, parent_id: str, tasks: tuple[str, ...]) -> None:
+    """Start from a parent run's best weights (all parameters whose names and shapes match).
+
+    A captioner's word embeddings only mean something with the parent's vocabulary, so a
+    different vocabulary is refused rather than silently leaving those layers random."""
+    checkpoint = torch.load(checkpoint_of(registry, parent_id, tasks), map_location="cpu", weights_only=False)
+    if "vocab" in checkpoint and list(checkpoint["vocab"]) != list(task.vocab.words):
+        raise InputError(f"run {parent_id}'s vocabulary differs from this run's ({len(checkpoint['vocab'])} vs "
+                         f"{len(task.vocab)} words): give both runs the same captions with vocab_from")
+    state, model = checkpoint["model"], task.model
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:

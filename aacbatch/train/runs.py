@@ -11,7 +11,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from aacbatch.errors import NotFoundError
 from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, new_id, utcnow
@@ -63,6 +63,14 @@ def final_scores(registry: Registry, run_id: str) -> dict[str, dict[str, float |
     return out
 
 
+def final_reasons(registry: Registry, run_id: str, split: str) -> dict[str, str]:
+    """Why each NULL final metric of a run on a split is NULL (e.g. a missing SPICE asset)."""
+    with registry.transaction() as session:
+        rows = session.execute(select(Score.metric, Score.reason).where(
+            Score.run_id == run_id, Score.split == split, Score.epoch.is_(None), Score.value.is_(None))).all()
+    return dict(rows)
+
+
 class RunRecorder:
     """Registry writes of one run."""
 
@@ -102,6 +110,14 @@ class RunRecorder:
                 session.delete(old)
             session.add(Prediction(run_id=self.run_id, split=split, kind=kind, artifact_path=str(path)))
 
+    def captions(self, split: str, captions: dict[str, str]) -> None:
+        """Generated captions of a split (clip id → text), replacing older ones, in one transaction."""
+        with self.registry.transaction() as session:
+            session.execute(delete(Prediction).where(Prediction.run_id == self.run_id, Prediction.split == split,
+                                                     Prediction.kind == "caption"))
+            session.add_all(Prediction(run_id=self.run_id, split=split, kind="caption", clip_id=clip_id, text=text)
+                            for clip_id, text in captions.items())
+
     def checkpoint(self, path: Path, epoch: int, step: int, is_best: bool) -> None:
         with self.registry.transaction() as session:
             row = session.scalar(select(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.path == str(path)))
@@ -139,6 +155,9 @@ class NullRecorder(RunRecorder):
         pass
 
     def checkpoint(self, *args, **kwargs) -> None:
+        pass
+
+    def captions(self, *args, **kwargs) -> None:
         pass
 
     def status(self, *args, **kwargs) -> None:

@@ -1,0 +1,170 @@
+"""``--task caption``: a BiGRU + Transformer-decoder captioner on frozen encoder frames.
+
+Inputs are an ``encoded`` feature set (frames of a retrieval-trained CNN14, computed once),
+so a step never runs the audio encoder. Targets are PTB-tokenised captions (the metrics'
+tokens), truncated to ``max_words``; loss is teacher-forced cross-entropy with label
+smoothing. Each epoch decodes the validation clips with beam search and scores CIDEr-D,
+which selects the checkpoint; the best checkpoint is then scored on ``eval_splits`` with
+every caption metric (METEOR, CIDEr-D, SPICE/SPIDEr/SPIDEr-FL when their assets are
+installed, NULL with the reason otherwise) and its captions are stored as predictions.
+
+Per-epoch CIDEr-D skips the tokenizer JVM: references are tokenised once when the task is
+built, and generated captions are already vocabulary tokens (PTB tokens), so re-tokenising
+them would not change them (``<unk>`` aside, which matches no reference either way). Final scores go through :func:`caption_metrics` as any
+user-supplied predictions would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from aacbatch.batches import CachedBatches, Source, epoch_batches
+from aacbatch.errors import InputError
+from aacbatch.featurize.items import load_items
+from aacbatch.featurize.sets import cached_set
+from aacbatch.models.vocab import Vocabulary
+from aacbatch.train.config import TrainingFields
+
+
+@dataclass(frozen=True)
+class CaptionConfig(TrainingFields):
+    features: str = ""  # the `encoded` feature set (e.g. encoded-1a2b3c4d), required
+    model: dict = field(default_factory=dict)  # CaptionerConfig overrides; {} = the paper's captioner
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 5e-4
+    captions_per_clip: int = 0  # per epoch: 0 = every caption (paper); n = n random captions per clip
+    label_smoothing: float = 0.1
+    max_words: int = 20
+    min_word_count: int = 1
+    vocab_from: tuple[str, ...] = ()  # other datasets whose training captions join the vocabulary
+    beam_size: int = 3
+    eval_splits: tuple[str, ...] = ("val", "eval")
+    select_metric: str = "cider_d"
+
+    def __post_init__(self):
+        if not self.features:
+            raise ValueError("features is required: the encoded feature set to caption from "
+                             "(aacbatch featurize encoded --from-run RUN_ID; then --set features=encoded-…)")
+
+
+@dataclass
+class SplitData:
+    examples: CachedBatches  # one example per (clip, caption) pair
+    clip_rows: np.ndarray  # position of the first example of each distinct clip
+    clip_ids: list[str]  # registry ids of those clips (predictions are keyed by them)
+    references: list[list[str]]  # per clip, its raw reference captions
+    reference_tokens: list[list[str]] | None = None  # per clip, PTB-tokenised (filled on first use)
+
+
+class CaptionTask:
+    name = "caption"
+
+    def __init__(self, registry, dataset: str, cfg: CaptionConfig):
+        from aacbatch.models.captioner import Captioner, CaptionerConfig
+
+        self.registry, self.dataset, self.cfg = registry, dataset, cfg
+        self.encoded = cached_set(registry, dataset, cfg.features)
+        identity = self.encoded.store.meta.get("model_identity") or {}
+        if self.encoded.store.meta.get("kind") != "encoded":
+            raise InputError(f"feature set {cfg.features!r} is a {self.encoded.store.meta.get('kind')} set: captioning "
+                             "needs an `encoded` set (aacbatch featurize encoded --from-run RUN_ID)")
+        self.encoder_run = identity.get("encoder_run")
+        self.vocab, self.targets = self._vocabulary_and_targets()
+        try:
+            self.model_config = CaptionerConfig(**{"input_dim": identity["frame_dim"], "vocab_size": len(self.vocab),
+                                                   **cfg.model})
+        except TypeError as exc:
+            raise InputError(f"invalid captioner model settings {cfg.model}: {exc}") from exc
+        self.model = Captioner(self.model_config)
+        self.splits: dict[str, SplitData] = {}
+
+    def _vocabulary_and_targets(self) -> tuple[Vocabulary, dict[int, np.ndarray]]:
+        """Vocabulary over the training captions of the dataset and of ``vocab_from``, and the
+        dataset's training captions as target rows keyed by caption index (one JVM call)."""
+        from aacbatch.evaluate.ptb import tokenize
+
+        split = self.cfg.train_split
+        own = load_items(self.registry, self.dataset, split).captions
+        texts = [c.text for c in own] + [c.text for d in self.cfg.vocab_from for c in load_items(self.registry, d, split).captions]
+        tokens = [t.split() for t in tokenize(texts)[0]]
+        vocab = Vocabulary.build(tokens, self.cfg.min_word_count)
+        return vocab, dict(zip((c.idx for c in own), vocab.encode(tokens[:len(own)], self.cfg.max_words)))
+
+    def _split(self, split: str) -> SplitData:
+        """The split's examples and references, read on first use (any split can be scored)."""
+        if split not in self.splits:
+            self.splits[split] = self._read_split(split)
+        return self.splits[split]
+
+    def _read_split(self, split: str) -> SplitData:
+        from sqlalchemy import select
+
+        from aacbatch.registry.schema import Clip
+
+        items = load_items(self.registry, self.dataset, split)
+        if not items.captions:
+            raise InputError(f"split {split!r} of {self.dataset!r} has no captions to train or score on")
+        clips = np.array([c.clip_idx for c in items.captions])
+        examples = CachedBatches({"frames": Source(self.encoded.store, "frames", "clip")}, clips,
+                                 [c.idx for c in items.captions])
+        _, first = np.unique(clips, return_index=True)
+        refs: dict[int, list[str]] = {}
+        for c in items.captions:
+            refs.setdefault(c.clip_idx, []).append(c.text)
+        with self.registry.transaction() as session:
+            ids = dict(session.execute(select(Clip.idx, Clip.id).where(Clip.dataset_id == items.dataset_id)).all())
+        order = [int(clips[r]) for r in first]
+        return SplitData(examples, first, [ids[i] for i in order], [refs[i] for i in order])
+
+    # --- loop hooks -----------------------------------------------------------------------
+
+    def train_batches(self, epoch: int) -> list[np.ndarray]:
+        return epoch_batches(self._split(self.cfg.train_split).examples.clips, self.cfg.seed, epoch,
+                             self.cfg.batch_size, self.cfg.captions_per_clip)
+
+    def loss(self, batch: np.ndarray):
+        from aacbatch.models.captioner import caption_loss
+
+        b = self._split(self.cfg.train_split).examples[batch]
+        tokens = torch.from_numpy(np.stack([self.targets[int(i)] for i in b["caption_idx"]]))
+        width = int((tokens != 0).sum(1).max())  # drop all-PAD columns
+        tokens = tokens[:, :width]
+        logits = self.model(torch.from_numpy(b["frames"]), torch.from_numpy(b["frames_lengths"]), tokens[:, :-1])
+        loss = caption_loss(logits, tokens[:, 1:], self.cfg.label_smoothing)
+        return loss, {"ce": float(loss.detach())}
+
+    def generate(self, split: str) -> list[str]:
+        """Beam-search captions of the split's clips (in ``clip_ids`` order)."""
+        from aacbatch.captioning import decode_clips
+
+        data = self._split(split)
+        return decode_clips([self.model], [data.examples], data.clip_rows, self.vocab, [1.0],
+                            beam_size=self.cfg.beam_size, max_tokens=self.cfg.max_words + 1)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Validation CIDEr-D of beam-search captions (no JVM: see the module docstring)."""
+        from aacbatch.evaluate.cider import CiderD
+        from aacbatch.evaluate.ptb import tokenize
+
+        data = self._split(split)
+        if data.reference_tokens is None:
+            flat = iter(tokenize([r for refs in data.references for r in refs])[0])
+            data.reference_tokens = [[next(flat) for _ in refs] for refs in data.references]
+        captions = self.generate(split)
+        return {"cider_d": CiderD().compute(captions, data.reference_tokens)[0]}
+
+    def final_evaluate(self, split: str):
+        """Every caption metric of the best checkpoint on ``split``, with its captions."""
+        from aacbatch.captioning import CaptionEvaluation
+
+        data = self._split(split)
+        return CaptionEvaluation.score(dict(zip(data.clip_ids, self.generate(split))),
+                                       dict(zip(data.clip_ids, data.references)), self.registry.settings.home / "assets")
+
+    def describe(self) -> dict:
+        return {"model_family": "captioner", "model_config": asdict(self.model_config), "vocab": list(self.vocab.words),
+                "encoder_run": self.encoder_run, "features": self.cfg.features}
