@@ -37,11 +37,16 @@ DEFAULT_TIME_CHUNK = 4096
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """Shape of one array per item: ``tail`` trailing dims; ``ragged`` items vary along time."""
+    """Shape of one array per item: ``tail`` trailing dims; ``ragged`` items vary along time.
+
+    ``compress=False`` stores chunks raw: for data that does not compress (float embeddings)
+    and is read whole at once, where decompression would only add time (a search index).
+    """
 
     tail: tuple[int, ...]
     dtype: str
     ragged: bool = False
+    compress: bool = True
 
 
 def fingerprint(*parts: object) -> str:
@@ -142,7 +147,7 @@ class FeatureStore:
                                    dtype=spec.dtype, fill_value=0)
             else:
                 group.create_array(name, shape=(n, *spec.tail), chunks=(block_size, *spec.tail),
-                                   dtype=spec.dtype, fill_value=0)
+                                   dtype=spec.dtype, fill_value=0, compressors="auto" if spec.compress else None)
             layout[name] = {"tail": list(spec.tail), "dtype": spec.dtype, "ragged": spec.ragged}
         full = dict(meta, format_version=FORMAT_VERSION, n_items=n, block_size=block_size, n_blocks=n_blocks,
                     arrays=layout)

@@ -1,0 +1,165 @@
+"""Embed audio and text with trained retrieval runs: what ``aacbatch index`` and
+``aacbatch search`` share.
+
+A model for search is one retrieval run or a system (an ensemble of runs with weights). Each
+run's best checkpoint describes itself: ``model_config`` (a :class:`ClapConfig`), the weights,
+and the training ``config``, whose ``text`` field says how captions entered the model:
+
+* ``"finetune"``: token ids → the trained text encoder stored in the checkpoint;
+* ``"locked"``: the CLS vector of a frozen text model — the one the run's ``text_emb``
+  feature set was computed with — → the trained ``text_head``.
+
+A query is tokenised like the run's caption feature set (same tokenizer folder, same
+``max_length``), so it is encoded exactly like a training caption.
+
+Shapes: log-mels [(T_i, 64)] → audio embeddings (B, E); queries [str] → text embeddings
+(B, E); both L2-normalised float32 (E = ``ClapConfig.embed_dim``, 1024 by default).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sqlalchemy import select
+
+from aacbatch.errors import InputError, NotFoundError
+from aacbatch.registry.schema import FeatureSet, Run, System, SystemMember
+from aacbatch.registry.store import Registry
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of a search model, with its ensemble weight and the checkpoint that embeds."""
+
+    run_id: str
+    task: str
+    weight: float
+    checkpoint: Path
+    sha256: str  # of the checkpoint file: an index records it, a search checks it
+
+    def identity(self) -> dict:
+        return {"run_id": self.run_id, "task": self.task, "weight": self.weight, "checkpoint_sha256": self.sha256}
+
+
+def resolve_model(registry: Registry, run: str | None, system: str | None) -> list[tuple[str, float]]:
+    """``--run RUN_ID`` or ``--system NAME`` → [(run id, weight)] in rank order."""
+    from aacbatch.train.runs import get_run
+
+    if (run is None) == (system is None):
+        raise InputError("give exactly one of --run RUN_ID or --system NAME")
+    if run is not None:
+        return [(get_run(registry, run).id, 1.0)]
+    with registry.transaction() as session:
+        row = session.scalar(select(System).where(System.name == system))
+        if row is None:
+            known = ", ".join(session.scalars(select(System.name).order_by(System.name))) or "none yet"
+            raise NotFoundError(f"unknown system {system!r} (known: {known}); build one with `aacbatch system build`")
+        pairs = session.execute(select(SystemMember.run_id, SystemMember.weight)
+                                .where(SystemMember.system_id == row.id).order_by(SystemMember.rank)).all()
+    if not pairs:
+        raise InputError(f"system {system!r} has no members: rebuild it with `aacbatch system build {system}`")
+    if any(w <= 0 for _, w in pairs):
+        raise InputError(f"system {system!r} has a member with a weight <= 0: its scores cannot be averaged")
+    return [(run_id, float(weight)) for run_id, weight in pairs]
+
+
+def members(registry: Registry, pairs: Sequence[tuple[str, float]]) -> list[Member]:
+    """Each (run id, weight) with its best checkpoint, checked to be a retrieval run."""
+    from aacbatch.models.text import content_sha256
+    from aacbatch.registry.lookup import checkpoint_of
+    from aacbatch.train.retrieval import RETRIEVAL_TASKS
+
+    out = []
+    for run_id, weight in pairs:
+        path = checkpoint_of(registry, run_id, RETRIEVAL_TASKS)
+        with registry.transaction() as session:
+            task = session.get(Run, run_id).task
+        out.append(Member(run_id, task, weight, path, content_sha256(path.parent, [path])))
+    return out
+
+
+class RunEncoder:
+    """One run's CLAP in eval mode, with the text encoder and tokenizer its captions went through."""
+
+    def __init__(self, run_id: str, model, text_encoder: torch.nn.Module, tokenizer, max_tokens: int):
+        self.run_id = run_id
+        self.model = model
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.config.embed_dim)
+
+    def embed_audio(self, logmels: Sequence[np.ndarray]) -> np.ndarray:
+        """[(T_i, 64)] log-mels → (B, E) unit vectors; one zero-padded batch (padding is masked)."""
+        from aacbatch.batches import pad_ragged
+
+        mel, lengths = pad_ragged(list(logmels))
+        with torch.no_grad():
+            return self.model.encode_audio(torch.from_numpy(mel), torch.from_numpy(lengths))[0].numpy()
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """[str] → (B, E) unit vectors; texts longer than ``max_tokens`` are cut (see :meth:`n_tokens`)."""
+        from aacbatch.models.text import tokenize
+
+        ids, mask = tokenize(self.tokenizer, list(texts), self.max_tokens)
+        with torch.no_grad():
+            cls = self.text_encoder(torch.from_numpy(ids), torch.from_numpy(mask))
+            return self.model.encode_text(cls=cls).numpy()
+
+    def n_tokens(self, text: str) -> int:
+        """Length of ``text`` in tokens (with [CLS] and [SEP]), before any truncation."""
+        return len(self.tokenizer(text, truncation=False)["input_ids"])
+
+
+def load_encoders(registry: Registry, model: Sequence[Member]) -> list[RunEncoder]:
+    """A :class:`RunEncoder` per member; members with the same locked text model share it."""
+    from aacbatch.models.clap import Clap, ClapConfig
+    from aacbatch.models.text import TextEncoder, load_tokenizer
+
+    shared: dict[Path, tuple] = {}
+    out = []
+    for member in model:
+        ckpt = torch.load(member.checkpoint, map_location="cpu", weights_only=False)
+        clap = Clap(ClapConfig(**ckpt["model_config"]))
+        clap.load_state_dict(ckpt["model"])
+        clap.eval()
+        finetuned = ckpt["config"]["text"] == "finetune"
+        folder, max_tokens = _text_model(registry, member.run_id, ckpt, finetuned)
+        if finetuned:
+            encoder, tokenizer = clap.text, load_tokenizer(folder)
+        else:
+            if folder not in shared:
+                shared[folder] = (TextEncoder(folder).freeze(), load_tokenizer(folder))
+            encoder, tokenizer = shared[folder]
+        out.append(RunEncoder(member.run_id, clap, encoder, tokenizer, max_tokens))
+    return out
+
+
+def _text_model(registry: Registry, run_id: str, ckpt: dict, finetuned: bool) -> tuple[Path, int]:
+    """The tokenizer/encoder folder and token limit of the feature set the run read captions from."""
+    from aacbatch.models.text import default_text_model_dir, model_identity
+
+    set_name = ckpt["config"]["tokens" if finetuned else "text_emb"]
+    ids = [s["id"] for s in ckpt["feature_sets"] if s["name"] == set_name]
+    with registry.transaction() as session:
+        row = session.get(FeatureSet, ids[0]) if ids else None
+    if row is None:
+        raise InputError(f"run {run_id} read captions from feature set {set_name!r}, which is no longer registered: "
+                         "its text model is unknown; featurize it again or use another run")
+    params = json.loads(row.spec_json)["params"]
+    if finetuned:  # training checked that the tokens set was made with this folder's tokenizer
+        return Path(ckpt["model_config"]["text_model"]), int(params["max_length"])
+    folder = default_text_model_dir() if params["model"] == "default" else Path(params["model"])
+    recorded = json.loads(row.model_identity or "{}")
+    if model_identity(folder)["sha256"] != recorded.get("sha256"):
+        raise InputError(f"run {run_id} was trained on text embeddings of {recorded.get('name')!r}, but {folder} now "
+                         "holds another model: restore that model folder to search with this run")
+    return folder.resolve(), int(params["max_length"])

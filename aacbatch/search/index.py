@@ -1,0 +1,450 @@
+"""``aacbatch index``: embed a folder of audio with a retrieval run or system, for search.
+
+An index is registered like a corpus with one feature set: a ``datasets`` row (format
+``index``, ``source_path`` = the folder) and a ``feature_sets`` row (kind ``index``) whose
+``path`` is the index's current *version*, a Zarr group written by
+:class:`~aacbatch.cache.FeatureStore`::
+
+    item_index (n,)        file id: stable while the file stays at the same relative path
+    name (n,)              path relative to the folder (str)
+    size, mtime_ns (n,)    the file's stamp when it was embedded (int64)
+    duration (n,)          seconds (float32)
+    embedding.<m> (n, E)   member m's unit audio embedding (float16, stored uncompressed:
+                           a search reads it whole, and random-looking floats do not compress)
+    caption (n,)           generated caption (str; only with caption runs)
+    bad (n,)               1 where the file could not be decoded (left out of searches)
+
+Incremental: a file whose relative path, size and mtime are unchanged keeps its embedding
+(and caption), copied from the current version; new or changed files are embedded; files
+that are gone are dropped. Atomic and resumable: every run that changes anything writes a
+*new* version, named by the fingerprint of its plan (files, stamps, models), block by block;
+only when all blocks are written does one registry transaction switch the index to it, and
+the old version is deleted after that. An interrupted run leaves the registered index as it
+was, and the same command resumes the new version's unfinished blocks. One ``aacbatch
+index`` per index at a time (a concurrent switch is detected and refused).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from aacbatch.cache import ArraySpec, FeatureStore, fingerprint
+from aacbatch.data.audio import AUDIO_SUFFIXES, AudioInfo, probe
+from aacbatch.errors import InputError
+from aacbatch.registry.schema import Dataset, FeatureSet, utcnow
+from aacbatch.registry.store import Registry
+
+INDEX_FORMAT = "index"  # datasets.format and feature_sets.kind of an index
+SET_NAME = "index"
+BLOCK_SIZE = 1024  # files per resumable block and per chunk of every array (few chunks: fast reads)
+MEL_SLICE = 128  # files whose log-mels are held at once while embedding
+FRAME_BUDGET = 16_000  # log-mel frames per encoder batch (batch size × longest clip): bounds memory
+MAX_SECONDS = 60.0
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    name: str  # relative POSIX path inside the folder
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    id: int
+    file: AudioFile
+    info: AudioInfo | None  # header facts of a file to embed; None when copied
+    source: int | None  # its row in the current version when copied
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    name: str
+    status: str  # "created", "updated" or "unchanged"
+    n_files: int  # searchable files in the index now
+    kept: int
+    added: int
+    changed: int
+    removed: int
+    embedded: int  # files embedded by this run (not copied, not done by an interrupted run)
+    unreadable: list[tuple[str, str]]  # (relative path, reason): skipped
+    non_audio: int  # files skipped for their extension
+    cut: int  # files longer than max_seconds, embedded from their start
+    url: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    """An index's registry rows: its folder, model spec and current version."""
+
+    dataset: Dataset
+    feature_set: FeatureSet
+
+    @property
+    def spec(self) -> dict:
+        return json.loads(self.feature_set.spec_json)
+
+    @property
+    def identity(self) -> dict:
+        return json.loads(self.feature_set.model_identity)
+
+
+def registered_index(registry: Registry, name: str) -> Registered | None:
+    """The index ``name``, None if there is none; an error if ``name`` is a corpus."""
+    with registry.transaction() as session:
+        ds = session.scalar(select(Dataset).where(Dataset.name == name))
+        fs = ds and session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == SET_NAME))
+    if ds is not None and ds.format != INDEX_FORMAT:
+        raise InputError(f"{name!r} is a {ds.format} dataset, not an index: name another index "
+                         "(`aacbatch sql --query indexes` lists them)")
+    return Registered(ds, fs) if ds is not None and fs is not None else None
+
+
+def known_indexes(registry: Registry) -> list[str]:
+    with registry.transaction() as session:
+        return list(session.scalars(select(Dataset.name).where(Dataset.format == INDEX_FORMAT).order_by(Dataset.name)))
+
+
+def scan_folder(folder: Path) -> tuple[list[AudioFile], int]:
+    """Audio files below ``folder`` (by extension, sorted by relative path) and the count of other files."""
+    audio, other = [], 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.suffix.lower() not in AUDIO_SUFFIXES:
+            other += 1
+            continue
+        stat = path.stat()
+        audio.append(AudioFile(path.relative_to(folder).as_posix(), path, stat.st_size, stat.st_mtime_ns))
+    return audio, other
+
+
+def default_name(folder: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.name).strip("-.") or "index"
+
+
+def build_index(registry: Registry, folder: Path, *, run: str | None = None, system: str | None = None,
+                name: str | None = None, caption_runs: Sequence[str] = (), max_seconds: float = MAX_SECONDS,
+                replace: bool = False, block_size: int = BLOCK_SIZE,
+                progress: Callable | None = None) -> IndexResult:
+    """Index ``folder`` with a run (``run``) or a system's members (``system``) as ``name``.
+
+    ``progress(total, description)`` returns a tqdm-like bar. See the module docstring for
+    what is kept, recomputed and when the registry changes.
+    """
+    from aacbatch.search.encoders import members, resolve_model
+
+    folder = Path(folder).expanduser().absolute()
+    if not folder.is_dir():
+        raise InputError(f"audio folder {folder} does not exist or is not a folder")
+    name = name or default_name(folder)
+    if not _NAME.match(name):
+        raise InputError(f"index name {name!r}: use letters, digits, '_', '.' and '-' (not first)")
+    if max_seconds <= 0:
+        raise InputError(f"--max-seconds must be positive, got {max_seconds:g}")
+    model = members(registry, resolve_model(registry, run, system))
+    spec = {"runs": [m.run_id for m in model], "weights": [m.weight for m in model], "system": system,
+            "caption_runs": list(caption_runs), "max_seconds": max_seconds}
+    identity = {"members": [m.identity() for m in model], "captions": _caption_identity(registry, caption_runs)}
+    current = registered_index(registry, name)
+    previous = None
+    if current is not None and not replace:
+        _check_same_model(current, folder, spec, identity)
+        previous = FeatureStore.open(current.feature_set.path)
+
+    files, non_audio = scan_folder(folder)
+    plan, unreadable, counts = _plan(files, previous, progress)
+    if not plan:
+        example = f" (e.g. {unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
+        raise InputError(f"no readable audio in {folder}: {len(unreadable)} unreadable audio file(s){example} and "
+                         f"{non_audio} other file(s); aacbatch reads {', '.join(AUDIO_SUFFIXES)}")
+    fp = fingerprint(spec, identity, str(folder), [(p.id, p.file.name, p.file.size, p.file.mtime_ns) for p in plan])
+    if current is not None and current.feature_set.fingerprint == fp:
+        store = FeatureStore.open(current.feature_set.path)
+        return IndexResult(name, "unchanged", current.dataset.n_clips, len(plan), 0, 0, 0, 0, unreadable, non_audio,
+                           _long_files(store, max_seconds), store.url)
+
+    from aacbatch.featurize.job import cache_url
+
+    url = cache_url(registry.settings, name, f"index-{fp[:16]}")
+    meta = {"kind": INDEX_FORMAT, "name": name, "folder": str(folder), "spec": spec, "model_identity": identity,
+            "fingerprint": fp}
+    builder = _Builder(registry, model, list(caption_runs), max_seconds, plan, previous)
+    store = FeatureStore.create_or_resume(url, meta=meta, item_index=np.array([p.id for p in plan], dtype=np.int64),
+                                          arrays=builder.arrays(), block_size=block_size)
+    pending = store.pending_blocks()
+    bar = progress(sum(p.info is not None for b in pending for p in plan[slice(*store.block_range(b))]),
+                   f"embedding {name}") if progress else None
+    try:
+        for block in pending:
+            lo, hi = store.block_range(block)
+            values, bad, reasons = builder.block(plan[lo:hi], bar)
+            store.write_block(block, values, bad)
+            unreadable.extend(reasons)
+    finally:
+        if bar is not None:
+            bar.close()
+    listed = {n for n, _ in unreadable}
+    unreadable += [(str(store.group["name"][row]), "could not be decoded (by an earlier, interrupted run)")
+                   for row in store.bad_items() if str(store.group["name"][row]) not in listed]
+    good = int(store.n_items - len(store.bad_items()))
+    register_version(registry, store, replaces=current.feature_set.fingerprint if current is not None else None,
+                     random_weights=_random_weights(registry, spec["runs"]))
+    _drop_other_versions(url)
+    status = "created" if current is None else "updated"
+    return IndexResult(name, status, good, counts["kept"], counts["added"], counts["changed"], counts["removed"],
+                       builder.embedded, unreadable, non_audio, _long_files(store, max_seconds), url)
+
+
+def _long_files(store: FeatureStore, max_seconds: float) -> int:
+    """Searchable files longer than ``max_seconds`` (embedded from their first ``max_seconds``)."""
+    durations = np.delete(store.group["duration"][:], store.bad_items())
+    return int((durations > max_seconds).sum())
+
+
+def _check_same_model(current: Registered, folder: Path, spec: dict, identity: dict) -> None:
+    name = current.dataset.name
+    if current.dataset.source_path != str(folder):
+        raise InputError(f"index {name!r} indexes {current.dataset.source_path}, not {folder}: pass --replace to "
+                         "rebuild it from this folder, or choose another --name")
+    if current.spec != spec or current.identity != identity:
+        raise InputError(f"index {name!r} was built with {describe(current.spec)}: pass --replace to rebuild it "
+                         "with this model (or captioner), or choose another --name")
+
+
+def describe(spec: dict) -> str:
+    """'run 1a2b…' or 'system S1 (runs …)' for messages."""
+    runs = ", ".join(r[:8] for r in spec["runs"])
+    return f"system {spec['system']} (runs {runs})" if spec["system"] else f"run {spec['runs'][0]}"
+
+
+def _caption_identity(registry: Registry, caption_runs: Sequence[str]) -> list[dict]:
+    from aacbatch.models.text import content_sha256
+    from aacbatch.registry.lookup import checkpoint_of
+
+    out = []
+    for run_id in caption_runs:
+        path = checkpoint_of(registry, run_id, ("caption",))
+        out.append({"run_id": run_id, "checkpoint_sha256": content_sha256(path.parent, [path])})
+    return out
+
+
+def _plan(files: list[AudioFile], previous: FeatureStore | None,
+          progress: Callable | None) -> tuple[list[PlannedFile], list[tuple[str, str]], dict[str, int]]:
+    """Each readable file with its id, and whether it is copied (unchanged) or embedded.
+
+    A file keeps its id while it stays at the same path; new paths get ids above every id
+    used so far, in path order, so the same folder always gives the same plan (resume)."""
+    old: dict[str, tuple[int, int, int, int, bool]] = {}
+    if previous is not None:
+        g = previous.group
+        bad = np.zeros(previous.n_items, dtype=bool)
+        bad[previous.bad_items()] = True
+        old = {str(n): (int(i), row, int(s), int(m), bool(b)) for row, (n, i, s, m, b) in
+               enumerate(zip(g["name"][:], previous.item_index, g["size"][:], g["mtime_ns"][:], bad))}
+    next_id = max((v[0] for v in old.values()), default=-1) + 1
+    to_check = [f for f in files if not _unchanged(old.get(f.name), f)]
+    bar = progress(len(to_check), "checking audio") if progress and to_check else None
+    infos, unreadable = {}, []
+    for f in to_check:
+        try:
+            infos[f.name] = probe(f.path)
+        except InputError as exc:
+            unreadable.append((f.name, _reason(exc)))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    plan, counts = [], {"kept": 0, "added": 0, "changed": 0, "removed": 0}
+    for f in files:
+        before = old.get(f.name)
+        if _unchanged(before, f):
+            plan.append(PlannedFile(before[0], f, None, before[1]))
+            counts["kept"] += 1
+        elif f.name in infos:
+            if before is None:
+                file_id, next_id = next_id, next_id + 1
+                counts["added"] += 1
+            else:
+                file_id = before[0]
+                counts["changed"] += 1
+            plan.append(PlannedFile(file_id, f, infos[f.name], None))
+    present = {p.file.name for p in plan}
+    counts["removed"] = sum(1 for n, v in old.items() if not v[4] and n not in present)
+    return plan, unreadable, counts
+
+
+def _unchanged(before: tuple | None, f: AudioFile) -> bool:
+    return before is not None and not before[4] and (before[2], before[3]) == (f.size, f.mtime_ns)
+
+
+def _reason(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class _Builder:
+    """Computes one block of a new version: copies unchanged files, embeds the others."""
+
+    def __init__(self, registry: Registry, model: list, caption_runs: list[str], max_seconds: float,
+                 plan: list[PlannedFile], previous: FeatureStore | None):
+        self.registry, self.model, self.caption_runs = registry, model, caption_runs
+        self.max_samples = int(max_seconds * 32000)
+        self.previous = previous
+        self.embedded = 0
+        self._encoders = None
+        self._dims = None
+        if previous is not None and any(p.source is not None for p in plan):
+            self._dims = [previous.meta["arrays"][f"embedding.{m}"]["tail"][0] for m in range(len(model))]
+            self._copy_from = [previous.reader(f"embedding.{m}") for m in range(len(model))]
+
+    @property
+    def encoders(self):
+        if self._encoders is None:
+            from aacbatch.search.encoders import load_encoders
+
+            self._encoders = load_encoders(self.registry, self.model)
+        return self._encoders
+
+    def arrays(self) -> dict[str, ArraySpec]:
+        return index_arrays(self._dims or [e.embed_dim for e in self.encoders], bool(self.caption_runs))
+
+    def block(self, rows: list[PlannedFile], bar) -> tuple[dict, list[int], list[tuple[str, str]]]:
+        """Values of every array for ``rows``, positions that failed to decode, and why."""
+        n = len(rows)
+        values = {"name": [p.file.name for p in rows], "size": [p.file.size for p in rows],
+                  "mtime_ns": [p.file.mtime_ns for p in rows], "duration": np.zeros(n, np.float32)}
+        embeddings = [np.zeros((n, d), np.float32) for d in self._dims or [e.embed_dim for e in self.encoders]]
+        captions = [""] * n
+        copied = [k for k, p in enumerate(rows) if p.source is not None]
+        if copied:
+            source = [rows[k].source for k in copied]
+            values["duration"][copied] = self.previous.group["duration"].get_orthogonal_selection(source)
+            for emb, reader in zip(embeddings, self._copy_from):
+                emb[copied] = reader[source]
+            if self.caption_runs:
+                for k, text in zip(copied, self.previous.group["caption"].get_orthogonal_selection(source)):
+                    captions[k] = str(text)
+        bad, reasons = self._embed(rows, values["duration"], embeddings, captions, bar)
+        values |= {f"embedding.{m}": emb for m, emb in enumerate(embeddings)}
+        if self.caption_runs:
+            values["caption"] = captions
+        return values, bad, reasons
+
+    def _embed(self, rows, durations, embeddings, captions, bar) -> tuple[list[int], list[tuple[str, str]]]:
+        """Embed (and caption) the rows that need it, ``MEL_SLICE`` files at a time so memory
+        stays bounded: log-mels (decoded in full, cut to ``max_samples``), then the encoders in
+        length-sorted batches of at most ``FRAME_BUDGET`` frames."""
+        todo = [k for k, p in enumerate(rows) if p.info is not None]
+        bad, reasons = [], []
+        for lo in range(0, len(todo), MEL_SLICE):
+            mels = {}
+            for k in todo[lo:lo + MEL_SLICE]:
+                durations[k] = rows[k].info.duration
+                try:
+                    mels[k] = self._logmel(rows[k])
+                except Exception as exc:  # decoding errors of one file: listed, skipped
+                    bad.append(k)
+                    reasons.append((rows[k].file.name, _reason(exc)))
+                    if bar is not None:
+                        bar.update(1)
+            order = sorted(mels, key=lambda k: len(mels[k]))
+            for batch in _batches(order, [len(mels[k]) for k in order]):
+                for m, encoder in enumerate(self.encoders):
+                    embeddings[m][batch] = encoder.embed_audio([mels[k] for k in batch])
+                if bar is not None:
+                    bar.update(len(batch))
+            if self.caption_runs and mels:
+                from aacbatch.captioning import caption_logmels
+
+                for k, text in zip(order, caption_logmels(self.registry, self.caption_runs, [mels[k] for k in order])):
+                    captions[k] = text
+            self.embedded += len(mels)
+        return bad, reasons
+
+    def _logmel(self, row: PlannedFile) -> np.ndarray:
+        """(T, 64) log-mel of the file's first ``max_samples`` samples at 32 kHz (as the ``mel`` kind)."""
+        from aacbatch.featurize import logmel
+        from aacbatch.featurize.mel import load_32k
+
+        return logmel.log_mel(load_32k(row.file.path, row.info.frames, row.info.sample_rate)[:self.max_samples])
+
+
+def _batches(items: list[int], lengths: list[int]) -> list[list[int]]:
+    """Consecutive groups of length-sorted items whose size × longest length ≤ FRAME_BUDGET."""
+    out: list[list[int]] = []
+    for item, length in zip(items, lengths):
+        if out and (len(out[-1]) + 1) * max(length, 32) <= FRAME_BUDGET:
+            out[-1].append(item)
+        else:
+            out.append([item])
+    return out
+
+
+def _random_weights(registry: Registry, run_ids: list[str]) -> bool:
+    from aacbatch.registry.schema import Run
+
+    with registry.transaction() as session:
+        return any(session.get(Run, r).random_weights for r in run_ids)
+
+
+def index_arrays(dims: Sequence[int], captions: bool) -> dict[str, ArraySpec]:
+    """The arrays of an index version (see the module docstring); ``dims[m]``: member m's E."""
+    arrays = {"name": ArraySpec((), "str"), "size": ArraySpec((), "int64"), "mtime_ns": ArraySpec((), "int64"),
+              "duration": ArraySpec((), "float32")}
+    arrays |= {f"embedding.{m}": ArraySpec((d,), "float16", compress=False) for m, d in enumerate(dims)}
+    if captions:
+        arrays["caption"] = ArraySpec((), "str")
+    return arrays
+
+
+def register_version(registry: Registry, store: FeatureStore, *, replaces: str | None, random_weights: bool) -> None:
+    """Make the complete version ``store`` its index's current one, in one transaction.
+
+    ``replaces`` is the fingerprint of the version it was planned from (None for a new
+    index): if the registry holds another one, a concurrent run switched the index meanwhile
+    and nothing is written."""
+    meta = store.meta
+    name, folder, fp = meta["name"], meta["folder"], meta["fingerprint"]
+    n_files = store.n_items - len(store.bad_items())
+    captions = "caption" in meta["arrays"]
+    with registry.transaction() as session:
+        ds = session.scalar(select(Dataset).where(Dataset.name == name))
+        fs = ds and session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == SET_NAME))
+        if (fs.fingerprint if fs is not None else None) != replaces:
+            raise InputError(f"index {name!r} was changed by another process while this one was building it: "
+                             "run the command again")
+        fields = dict(format=INDEX_FORMAT, source_path=folder, fingerprint=fp, n_clips=n_files,
+                      n_captions=n_files if captions else 0)
+        if ds is None:
+            ds = Dataset(name=name, **fields)
+            session.add(ds)
+            session.flush()
+        else:
+            for key, value in fields.items():
+                setattr(ds, key, value)
+        row = dict(kind=INDEX_FORMAT, fingerprint=fp, spec_json=json.dumps(meta["spec"]),
+                   model_identity=json.dumps(meta["model_identity"]), random_weights=random_weights, path=store.url,
+                   status="complete", n_items=n_files, updated_at=utcnow())
+        if fs is None:
+            session.add(FeatureSet(name=SET_NAME, dataset_id=ds.id, **row))
+        else:
+            for key, value in row.items():
+                setattr(fs, key, value)
+
+
+def _drop_other_versions(keep: str) -> None:
+    """Delete the index's other version folders (the replaced one, abandoned partial ones)."""
+    from fsspec.core import url_to_fs
+
+    fs, kept = url_to_fs(keep)
+    parent = kept.rstrip("/").rsplit("/", 1)[0]
+    for path in fs.glob(f"{parent}/index-*.zarr"):
+        if path.rstrip("/") != kept.rstrip("/"):
+            fs.rm(path, recursive=True)

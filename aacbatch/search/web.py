@@ -1,0 +1,57 @@
+"""``aacbatch serve``: a small local search page over one index (Flask).
+
+``/?q=…&k=…`` shows the ranked files, each with its score, name, generated caption (when the
+index has captions) and an HTML5 player; ``/audio/<id>`` streams a file by its id in the
+index (with HTTP range requests, so players can seek). Nothing else is served: a client
+never names a path, ids not in the index are 404, and the page uses no external assets
+(works offline). Bound to 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+from aacbatch.errors import InputError
+from aacbatch.search.index import describe
+from aacbatch.search.query import Searcher
+
+MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".mp3": "audio/mpeg",
+        ".aif": "audio/aiff", ".aiff": "audio/aiff"}
+MAX_K = 100
+
+
+def create_app(searcher: Searcher):
+    from flask import Flask, abort, render_template, request, send_file
+
+    app = Flask(__name__, static_folder=None)  # no /static route: only the page and indexed audio
+    index = searcher.index
+
+    @app.get("/")
+    def page():
+        query = request.args.get("q")
+        k = request.args.get("k", default=10, type=int)
+        results, error = None, None
+        if query is not None:
+            try:
+                results = searcher.search(query, min(k, MAX_K))
+            except InputError as exc:
+                error = str(exc)
+        return render_template("search.html", index=index, n_files=len(index), model=describe(index.spec),
+                               query=query or "", results=results, error=error)
+
+    @app.get("/audio/<int:file_id>")
+    def audio(file_id: int):
+        path = searcher.audio_path(file_id)
+        if path is None:
+            abort(404)
+        return send_file(path, mimetype=MIME.get(path.suffix.lower(), "application/octet-stream"), conditional=True)
+
+    return app
+
+
+def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000):
+    """A threaded WSGI server for the page (``port=0`` picks a free port: ``server.server_port``)."""
+    from werkzeug.serving import make_server as werkzeug_server
+
+    try:
+        return werkzeug_server(host, port, create_app(searcher), threaded=True)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --port") from exc

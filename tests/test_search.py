@@ -1,0 +1,448 @@
+"""Search your own audio: index → search round trip on SynthCaps, captions, ensembles,
+incremental and interrupted re-indexing, the web page (Flask client and a real headless
+Chromium) and bad input.
+
+One module-wide workspace: SynthCaps ingested and featurized, a CLAP run with a locked text
+encoder (trained until it ranks exact captions well above chance), a one-epoch CLAP run
+with a fine-tuned text encoder (the other text path, and an ensemble partner) and a small
+captioner, and the whole SynthCaps folder indexed with captions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from aacbatch.cli import cli
+from aacbatch.config import Settings
+from aacbatch.errors import InputError
+from aacbatch.featurize.job import featurize
+from aacbatch.registry.queries import named_query, run_sql
+from aacbatch.registry.schema import System, SystemMember
+from aacbatch.registry.store import Registry
+from aacbatch.search.index import build_index
+from aacbatch.search.query import Searcher, load_index
+from aacbatch.train.run import train_task
+
+from conftest import write_wav
+from test_bad_input import digest
+
+QUIET = lambda _: None  # noqa: E731
+# Few epochs over every caption at a high learning rate, kept by its score on the training
+# split: enough for the exact-caption round trip, in seconds.
+LOCKED = ("epochs=5", "batch_size=16", "lr=5e-3", "warmup_epochs=0", "text='locked'", "captions_per_clip=0",
+          "val_split='train'", "eval_splits=['eval']")
+FINETUNED = ("epochs=1", "batch_size=16", "lr=1e-4", "text='finetune'", "captions_per_clip=1", "eval_splits=['eval']")
+CAPTIONER = ("epochs=8", "lr=5e-3", "batch_size=16", "eval_splits=[]",  # readable captions in seconds
+             "model={gru_hidden=64, gru_layers=1, d_model=64, n_heads=4, ff_dim=128, decoder_layers=2}")
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    registry: Registry
+    synth: Path
+    locked: str
+    finetuned: str
+    captioner: str
+    index: object  # IndexResult of the whole SynthCaps folder, name "sc-audio"
+    captions: dict  # relative file name → its reference captions
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory, synth_dir, single_thread) -> Workspace:
+    from aacbatch.data.ingest import ingest
+    from aacbatch.data.splits import resplit
+
+    settings = Settings.resolve(home=tmp_path_factory.mktemp("search") / "home", db_timeout=5.0)
+    registry = Registry(settings)
+    ingest(registry, "clotho", synth_dir, name="sc")
+    resplit(registry, "sc", ratio=0.8)
+    for spec in ("mel", "text_emb", "tokens"):
+        featurize(registry, spec, "sc")
+    locked = train_task(registry, "clap", dataset="sc", sets=LOCKED, log=QUIET).run_id
+    finetuned = train_task(registry, "clap", dataset="sc", sets=FINETUNED, log=QUIET).run_id
+    encoded = featurize(registry, "encoded", "sc", overrides={"run": locked})
+    captioner = train_task(registry, "caption", dataset="sc", sets=(f"features='{encoded.name}'",) + CAPTIONER,
+                           log=QUIET).run_id
+    index = build_index(registry, synth_dir, run=locked, name="sc-audio", caption_runs=[captioner])
+    _, rows = run_sql(registry, "SELECT c.path, p.text FROM captions p JOIN clips c ON c.id = p.clip_id "
+                                "ORDER BY c.idx, p.caption_index")
+    captions: dict[str, list[str]] = {}
+    for path, text in rows:
+        captions.setdefault(Path(path).relative_to(synth_dir).as_posix(), []).append(text)
+    return Workspace(settings, registry, synth_dir, locked, finetuned, captioner, index, captions)
+
+
+@pytest.fixture(scope="module")
+def first_hits(ws) -> dict[str, str]:
+    """Each clip's first reference caption as a query → the file ranked first."""
+    searcher = Searcher.open(ws.registry, "sc-audio")
+    return {file: searcher.search(caps[0], 1).hits[0].file for file, caps in ws.captions.items()}
+
+
+def cli_run(ws, *args):
+    return CliRunner().invoke(cli, ["--home", str(ws.settings.home), *map(str, args)])
+
+
+def add_system(registry, name: str, runs: list[tuple[str, float]]) -> None:
+    with registry.transaction() as session:
+        system = System(name=name, kind="retrieval", query_text="-- inserted by the test", fingerprint=name)
+        session.add(system)
+        session.flush()
+        session.add_all(SystemMember(system_id=system.id, run_id=r, rank=k, weight=w) for k, (r, w) in enumerate(runs, 1))
+
+
+# --- index → search round trip ------------------------------------------------------------
+
+def test_index_counts_files_and_reproduces_the_runs_own_similarities(ws):
+    non_audio = [p for p in ws.synth.rglob("*") if p.is_file() and p.suffix != ".wav"]
+    assert (ws.index.status, ws.index.n_files, ws.index.embedded) == ("created", 60, 60)
+    assert ws.index.non_audio == len(non_audio) == 6 and ws.index.unreadable == []
+    index = load_index(ws.registry, "sc-audio")
+    assert index.embeddings[0].shape == (60, 1024) and index.embeddings[0].dtype == np.float16
+    assert np.allclose(np.linalg.norm(index.embeddings[0].astype(np.float32), axis=1), 1, atol=2e-3)
+    # The run's eval similarity matrix (captions x clips, computed from cached log-mels and
+    # cached CLS embeddings in training) is what the index and the query encoder give.
+    searcher = Searcher.open(ws.registry, "sc-audio")
+    assert_matches_training(ws, searcher, member=0)
+
+
+def assert_matches_training(ws, searcher: Searcher, member: int) -> None:
+    encoder = searcher.encoders[member]
+    _, art = run_sql(ws.registry, "SELECT artifact_path FROM predictions WHERE run_id = :r AND kind = 'similarity' "
+                                  "AND split = 'eval'", {"r": encoder.run_id})
+    saved = np.load(art[0][0])
+    _, clips = run_sql(ws.registry, "SELECT idx, path FROM clips")
+    _, caps = run_sql(ws.registry, "SELECT idx, text FROM captions")
+    path_of, text_of = dict(clips), dict(caps)
+    row_of = {str(n): r for r, n in enumerate(searcher.index.names)}
+    audio = searcher.index.embeddings[member][[row_of[Path(path_of[c]).relative_to(ws.synth).as_posix()]
+                                               for c in saved["clip_idx"]]].astype(np.float32)
+    text = encoder.embed_text([text_of[c] for c in saved["caption_idx"]])
+    np.testing.assert_allclose(text @ audio.T, saved["similarity"], atol=2e-3)
+
+
+def test_exact_captions_find_their_clip_well_above_chance(ws, first_hits):
+    rate = np.mean([hit == file for file, hit in first_hits.items()])
+    chance = 1 / len(first_hits)
+    print(f"\nexact-caption queries ranking their clip first: {rate:.3f} ({rate / chance:.1f}x chance 1/{len(first_hits)})")
+    assert rate >= 3 * chance
+
+
+def test_search_cli_table_and_json_agree_with_the_library(ws, first_hits):
+    file = next(f for f, hit in first_hits.items() if hit == f)
+    query = ws.captions[file][0]
+    out = cli_run(ws, "search", query, "--index", "sc-audio", "-k", 5, "--format", "json")
+    assert out.exit_code == 0, out.output
+    hits = json.loads(out.output)
+    expected = Searcher.open(ws.registry, "sc-audio").search(query, 5).hits
+    assert [h["file"] for h in hits] == [h.file for h in expected] and hits[0]["file"] == file
+    assert [h["score"] for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
+    assert hits == sorted(hits, key=lambda h: -h["score"]) and Path(hits[0]["path"]) == ws.synth / file
+    assert hits[0]["caption"] and hits[0]["duration"] == pytest.approx(sf.info(str(ws.synth / file)).duration, abs=1e-3)
+    table = cli_run(ws, "search", query, "--index", "sc-audio", "-k", 3)
+    lines = table.output.splitlines()
+    assert lines[0].split() == ["rank", "score", "file", "caption"] and len(lines) == 5 and file in lines[2]
+    listed = cli_run(ws, "sql", "--query", "indexes", "--format", "json")
+    row = json.loads(listed.output)[0]
+    assert (row["index"], row["files"], row["model"], row["captions"]) == ("sc-audio", 60, ws.locked, "yes")
+
+
+def test_captions_are_the_captioners_for_each_file(ws):
+    from aacbatch.captioning import caption_files
+
+    index = load_index(ws.registry, "sc-audio")
+    names = [str(n) for n in index.names[:3]]
+    assert [str(c) for c in index.captions[:3]] == caption_files(ws.registry, [ws.captioner], [ws.synth / n for n in names])
+
+
+def test_long_query_is_cut_with_a_note_and_empty_query_refused(ws):
+    searcher = Searcher.open(ws.registry, "sc-audio")
+    long = " ".join(["a dog barks loudly while cars pass by on a wet road"] * 6)
+    results = searcher.search(long, 3)
+    assert len(results.hits) == 3
+    assert len(results.notes) == 1 and "reads only the first 30" in results.notes[0]
+    # what is searched is the first 30 tokens: the same ranking as the cut query
+    cut = searcher.encoders[0].tokenizer.decode(searcher.encoders[0].tokenizer(long)["input_ids"][1:29])
+    assert [h.id for h in searcher.search(cut, 3).hits] == [h.id for h in results.hits]
+    assert searcher.search("a dog barks", 3).notes == []
+    for empty in ("", "   \n"):
+        with pytest.raises(InputError, match="empty query"):
+            searcher.search(empty)
+
+
+# --- ensembles ----------------------------------------------------------------------------
+
+def test_system_index_scores_are_the_weighted_mean_of_its_members(ws):
+    add_system(ws.registry, "pair", [(ws.locked, 1.0), (ws.finetuned, 3.0)])
+    result = build_index(ws.registry, ws.synth, system="pair", name="sc-pair")
+    assert result.n_files == 60
+    pair = Searcher.open(ws.registry, "sc-pair")
+    single = load_index(ws.registry, "sc-audio")
+    assert np.array_equal(pair.index.embeddings[0], single.embeddings[0])  # member 1 = the single-run index
+    assert_matches_training(ws, pair, member=1)  # the fine-tuned text path reproduces its training too
+    query = ws.captions[str(single.names[7])][0]
+    members = [pair.index.embeddings[m].astype(np.float32) @ pair.encoders[m].embed_text([query])[0] for m in (0, 1)]
+    expected = (1.0 * members[0] + 3.0 * members[1]) / 4.0
+    hits = pair.search(query, 10).hits
+    rows = [int(np.flatnonzero(pair.index.ids == h.id)[0]) for h in hits]
+    assert rows == list(np.argsort(-expected, kind="stable")[:10])
+    assert [h.score for h in hits] == pytest.approx(expected[rows], abs=1e-5)
+    with pytest.raises(InputError, match=r"was built with system pair .* not run"):
+        Searcher.open(ws.registry, "sc-pair", run=ws.locked)
+    with pytest.raises(InputError, match=rf"was built with run {ws.locked}, not system pair"):
+        Searcher.open(ws.registry, "sc-audio", system="pair")
+
+
+# --- incremental and interrupted re-indexing ----------------------------------------------
+
+def copy_clips(ws, folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(ws.synth / name, folder / Path(name).name)
+
+
+def test_reindex_keeps_unchanged_files_adds_new_drops_removed(ws, tmp_path):
+    files = sorted(ws.captions)
+    folder = tmp_path / "mine"
+    copy_clips(ws, folder, files[:5])
+    (folder / "notes.txt").write_text("not audio")
+    first = build_index(ws.registry, folder, run=ws.locked, name="mine", caption_runs=[ws.captioner])
+    assert (first.status, first.n_files, first.embedded, first.non_audio) == ("created", 5, 5, 1)
+    before = load_index(ws.registry, "mine")
+    again = build_index(ws.registry, folder, run=ws.locked, name="mine", caption_runs=[ws.captioner])
+    assert (again.status, again.embedded, again.url) == ("unchanged", 0, first.url)
+
+    names = [str(n) for n in before.names]
+    (folder / names[0]).unlink()  # removed
+    shutil.copy(ws.synth / files[10], folder / names[1])  # changed content, same name
+    os.utime(folder / names[1], ns=(1, 1))
+    shutil.copy(ws.synth / files[11], folder / "zz-new.wav")  # added
+    result = build_index(ws.registry, folder, run=ws.locked, name="mine", caption_runs=[ws.captioner])
+    assert (result.status, result.n_files, result.kept, result.added, result.changed, result.removed, result.embedded) \
+        == ("updated", 5, 3, 1, 1, 1, 2)
+    after = load_index(ws.registry, "mine")
+    id_of = {str(n): int(i) for n, i in zip(after.names, after.ids)}
+    for row, name in enumerate(names[2:], start=2):  # unchanged: same id, identical embedding and caption
+        new_row = int(np.flatnonzero(after.ids == before.ids[row])[0])
+        assert str(after.names[new_row]) == name
+        assert np.array_equal(after.embeddings[0][new_row], before.embeddings[0][row])
+        assert after.captions[new_row] == before.captions[row]
+    assert id_of[names[1]] == int(before.ids[1]) and id_of["zz-new.wav"] == 5  # a file keeps its id; new ids go up
+    reference = load_index(ws.registry, "sc-audio")
+    for name, source in ((names[1], files[10]), ("zz-new.wav", files[11])):
+        ref_row = int(np.flatnonzero(reference.names == source)[0])
+        np.testing.assert_allclose(after.embeddings[0][list(after.names).index(name)].astype(np.float32),
+                                   reference.embeddings[0][ref_row].astype(np.float32), atol=2e-3)
+    versions = sorted(p.name for p in Path(result.url).parent.glob("index-*.zarr"))
+    assert versions == [Path(result.url).name] and Path(first.url).name not in versions  # old version deleted
+
+
+class Killed(Exception):
+    pass
+
+
+def test_interrupted_index_keeps_the_registered_version_and_resumes(ws, tmp_path, monkeypatch):
+    from aacbatch.search.encoders import RunEncoder
+
+    files = sorted(ws.captions)
+    folder = tmp_path / "resume"
+    copy_clips(ws, folder, files[:4])
+    build_index(ws.registry, folder, run=ws.locked, name="resume", block_size=2)
+    copy_clips(ws, folder, files[20:26])
+    registry_file = ws.settings.home / "registry.duckdb"
+    before = registry_file.read_bytes()
+
+    real, calls = RunEncoder.embed_audio, []
+
+    def dies_on_the_third_batch(self, logmels):
+        calls.append(len(logmels))
+        if len(calls) == 3:
+            raise Killed
+        return real(self, logmels)
+
+    monkeypatch.setattr(RunEncoder, "embed_audio", dies_on_the_third_batch)
+    with pytest.raises(Killed):
+        build_index(ws.registry, folder, run=ws.locked, name="resume", block_size=2)
+    monkeypatch.undo()
+    assert registry_file.read_bytes() == before  # (the cache holds the partial new version)
+    assert len(Searcher.open(ws.registry, "resume").index) == 4  # still the old version, intact
+    resumed = build_index(ws.registry, folder, run=ws.locked, name="resume", block_size=2)
+    assert resumed.n_files == 10 and resumed.embedded == 6 - sum(calls[:2])  # the blocks written before are kept
+    index = load_index(ws.registry, "resume")
+    reference = load_index(ws.registry, "sc-audio")
+    for name, emb in zip(index.names, index.embeddings[0]):
+        source = next(f for f in files if Path(f).name == str(name))
+        ref_row = int(np.flatnonzero(reference.names == source)[0])
+        np.testing.assert_allclose(emb.astype(np.float32), reference.embeddings[0][ref_row].astype(np.float32), atol=2e-3)
+
+
+@pytest.mark.backends("duckdb", "postgresql")
+def test_versions_switch_in_the_registry_and_a_concurrent_switch_is_refused(registry, tmp_path):
+    """The registry side alone, on both backends: a hand-written version is registered, listed
+    and loaded; a run planned from an outdated version cannot switch the index."""
+    from aacbatch.cache import FeatureStore, fingerprint
+    from aacbatch.search.index import index_arrays, register_version
+
+    def version(tag: str, n: int) -> FeatureStore:
+        spec = {"runs": ["r1"], "weights": [1.0], "system": None, "caption_runs": [], "max_seconds": 60.0}
+        meta = {"kind": "index", "name": "hand", "folder": str(tmp_path), "spec": spec, "fingerprint": fingerprint(tag),
+                "model_identity": {"members": [{"run_id": "r1"}], "captions": []}}
+        store = FeatureStore.create_or_resume(str(tmp_path / f"{tag}.zarr"), meta=meta, item_index=np.arange(n),
+                                              arrays=index_arrays([4], False), block_size=2)
+        emb = np.eye(4, dtype=np.float32)[:n]
+        for block in range(store.n_blocks):
+            lo, hi = store.block_range(block)
+            store.write_block(block, {"name": [f"f{i}.wav" for i in range(lo, hi)], "size": np.ones(hi - lo),
+                                      "mtime_ns": np.ones(hi - lo), "duration": np.ones(hi - lo),
+                                      "embedding.0": emb[lo:hi]}, bad=[0] if block == 0 else [])
+        return store
+
+    register_version(registry, version("v1", 3), replaces=None, random_weights=False)
+    index = load_index(registry, "hand")
+    assert [str(n) for n in index.names] == ["f1.wav", "f2.wav"] and index.ids.tolist() == [1, 2]  # bad row left out
+    assert index.embeddings[0].tolist() == np.eye(4)[1:3].tolist()
+    _, rows = run_sql(registry, named_query("indexes").read_text())
+    assert [(r[0], r[2], r[3], r[4]) for r in rows] == [("hand", 2, "r1", "no")]
+    with pytest.raises(InputError, match="changed by another process"):
+        register_version(registry, version("v2", 4), replaces=None, random_weights=False)
+    register_version(registry, version("v2", 4), replaces=fingerprint("v1"), random_weights=False)
+    assert len(load_index(registry, "hand")) == 3
+
+
+# --- unreadable files and bad input ---------------------------------------------------------
+
+def test_unreadable_files_are_listed_skipped_and_counted(ws, tmp_path):
+    folder = tmp_path / "mixed ü"
+    write_wav(folder / "good.wav", seconds=1.0, sr=44100, channels=2)
+    write_wav(folder / "sub" / "good2.wav", seconds=0.5, sr=8000)
+    (folder / "garbage.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    (folder / "empty.ogg").write_bytes(b"")
+    sf.write(str(folder / "cut.flac"), np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1, 16000)
+    data = (folder / "cut.flac").read_bytes()
+    (folder / "cut.flac").write_bytes(data[: len(data) // 2])  # header fine, frames missing: fails while decoding
+    (folder / "readme.md").write_text("hello")
+    out = cli_run(ws, "index", folder, "--run", ws.locked, "--name", "mixed")
+    assert out.exit_code == 0, out.output
+    skipped = sorted(line.split(": ")[1] for line in out.output.splitlines() if line.startswith("skipped"))
+    assert skipped == ["cut.flac", "empty.ogg", "garbage.wav"]
+    assert "index mixed: created, 2 files" in out.output and "skipped 3 unreadable and 1 non-audio files" in out.output
+    index = load_index(ws.registry, "mixed")
+    assert sorted(str(n) for n in index.names) == ["good.wav", "sub/good2.wav"]  # cut.flac is left out of searches
+    assert Searcher.open(ws.registry, "mixed").search("noise", 10).hits[-1].rank == 2
+
+
+def test_bad_input_is_one_line_and_changes_nothing(ws, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "text only").mkdir()
+    (tmp_path / "text only" / "a.txt").write_text("x")
+    cases = [
+        (["index", empty, "--run", ws.locked], "no readable audio in"),
+        (["index", tmp_path / "text only", "--run", ws.locked], "0 unreadable audio file(s) and 1 other file(s)"),
+        (["index", tmp_path / "nope", "--run", ws.locked], "does not exist"),
+        (["index", ws.synth, "--run", "nope"], "unknown run id 'nope'"),
+        (["index", ws.synth], "give exactly one of --run RUN_ID or --system NAME"),
+        (["index", ws.synth, "--run", ws.locked, "--name", "../x"], "index name '../x'"),
+        (["index", ws.synth, "--run", ws.finetuned, "--name", "sc-audio"], "pass --replace"),
+        (["index", ws.synth, "--run", ws.locked, "--name", "sc"], "is a clotho dataset, not an index"),
+        (["index", ws.synth, "--run", ws.captioner], "is a caption run; expected clap"),
+        (["index", ws.synth, "--system", "nope"], "unknown system 'nope'"),
+        (["search", "a dog", "--index", "nope"], "unknown index 'nope' (known: "),
+        (["search", "", "--index", "sc-audio"], "empty query"),
+        (["search", "a dog", "--index", "sc-audio", "-k", 0], "-k must be at least 1"),
+        (["search", "a dog", "--index", "sc-audio", "--run", ws.finetuned], "was built with run"),
+        (["serve", "--index", "nope"], "unknown index 'nope'"),
+    ]
+    before = digest(ws.settings)
+    for args, expected in cases:
+        out = cli_run(ws, *args)
+        lines = out.output.strip().splitlines()
+        assert out.exit_code != 0 and len(lines) == 1 and lines[0].startswith("aacbatch: error: "), (args, out.output)
+        assert expected in lines[0], (args, lines[0])
+    assert digest(ws.settings) == before
+
+
+# --- the web page ---------------------------------------------------------------------------
+
+def test_page_lists_results_and_serves_only_indexed_audio(ws, first_hits):
+    from aacbatch.search.web import create_app
+
+    searcher = Searcher.open(ws.registry, "sc-audio")
+    client = create_app(searcher).test_client()
+    file = next(f for f, hit in first_hits.items() if hit == f)
+    page = client.get("/", query_string={"q": ws.captions[file][0], "k": 4}).get_data(as_text=True)
+    assert page.count('class="hit"') == 4 and f'data-file="{file}"' in page.split('class="hit"')[1]
+    hit = searcher.search(ws.captions[file][0], 1).hits[0]
+    assert f'src="/audio/{hit.id}"' in page and hit.caption in page
+    assert "empty query" in client.get("/", query_string={"q": "  "}).get_data(as_text=True)
+    assert "<script" not in client.get("/", query_string={"q": "<script>alert(1)</script>"}).get_data(as_text=True)
+    audio = client.get(f"/audio/{hit.id}")
+    assert audio.status_code == 200 and audio.mimetype == "audio/wav"
+    assert audio.get_data() == (ws.synth / file).read_bytes()
+    part = client.get(f"/audio/{hit.id}", headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.get_data()) == 100
+    for url in ("/audio/999999", "/audio/-1", "/audio/abc", "/audio/..%2F..%2Fregistry.duckdb",
+                f"/audio/{hit.id}/../../etc/passwd", "/static/search.html", "/etc/passwd"):
+        assert client.get(url).status_code == 404, url
+
+
+def chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    return (browser, driver) if browser and driver else None
+
+
+def test_search_page_in_a_headless_browser(ws, first_hits, tmp_path):
+    """Types a caption into the page, checks the captioned clip comes first and is playable,
+    and saves a screenshot (set AACBATCH_SCREENSHOT=docs/search.png to refresh the README's)."""
+    pytest.importorskip("selenium", reason="needs selenium (pip install '.[test]')")
+    if chromium() is None:
+        pytest.skip("needs Debian chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from aacbatch.search.web import make_server
+
+    browser, driver_path = chromium()
+    server = make_server(Searcher.open(ws.registry, "sc-audio"), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=860,620"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)  # explicit driver: no Selenium Manager
+    try:
+        file = next(f for f, hit in first_hits.items() if hit == f)
+        driver.get(f"http://127.0.0.1:{server.server_port}/")
+        box = driver.find_element(By.ID, "q")
+        box.send_keys(ws.captions[file][0])
+        box.submit()
+        hits = WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.hit"))
+        assert hits[0].get_attribute("data-file") == file and len(hits) == 10
+        player = hits[0].find_element(By.TAG_NAME, "audio")
+        duration = driver.execute_async_script(
+            "const [a, done] = arguments; a.onloadedmetadata = () => done(a.duration); a.onerror = () => done(-1); a.load();",
+            player)
+        assert duration == pytest.approx(sf.info(str(ws.synth / file)).duration, abs=0.05)  # the browser can play it
+        with urllib.request.urlopen(player.get_attribute("src")) as response:
+            assert response.read() == (ws.synth / file).read_bytes()
+        shot = Path(os.environ.get("AACBATCH_SCREENSHOT") or tmp_path / "search.png")
+        driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        driver.quit()
+        server.shutdown()
