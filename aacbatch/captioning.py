@@ -10,6 +10,7 @@ decoding averages their per-step distributions over the same words.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,7 +53,7 @@ class CaptionModel:
     features: str  # its encoded feature set
     encoder_run: str | None
     beam_size: int  # decoding settings of the run's config
-    max_tokens: int
+    max_tokens: int  # max_words: END counts as a token, so a caption never exceeds max_words words
     registry: Registry
 
     @classmethod
@@ -72,7 +73,7 @@ class CaptionModel:
         model = Captioner(CaptionerConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
         return cls(run.id, config["dataset"], model.eval(), Vocabulary(tuple(ckpt["vocab"])), ckpt["features"],
-                   ckpt["encoder_run"], config["beam_size"], config["max_words"] + 1, registry)
+                   ckpt["encoder_run"], config["beam_size"], config["max_words"], registry)
 
     @cached_property
     def encoder(self):
@@ -100,7 +101,7 @@ def load_members(registry: Registry, run_ids: Sequence[str]) -> list[CaptionMode
 
 
 def decode_clips(models: Sequence, readers: Sequence, rows: np.ndarray, vocab, weights: Sequence[float], *,
-                 beam_size: int = 3, max_tokens: int = 21, batch_size: int = 64) -> list[str]:
+                 beam_size: int = 3, max_tokens: int = 20, batch_size: int = 64) -> list[str]:
     """Beam-search captions of the examples at ``rows``: model ``k`` reads its frames from
     ``readers[k]`` (a :class:`~aacbatch.batches.CachedBatches` with a ``frames`` source)."""
     import torch
@@ -121,6 +122,9 @@ def _weights(members: list, weights: Sequence[float] | None) -> list[float]:
         return [1.0] * len(members)
     if len(weights) != len(members):
         raise InputError(f"{len(weights)} weights for {len(members)} caption runs")
+    bad = [w for w in weights if not (math.isfinite(w) and w > 0)]
+    if bad:
+        raise InputError(f"ensemble weight {bad[0]} is not a positive number")
     return list(weights)
 
 
@@ -205,11 +209,17 @@ def caption_files(registry: Registry, run_ids: Sequence[str], paths: Sequence[Pa
     from aacbatch.data.audio import load_mono
     from aacbatch.featurize import logmel
 
+    from aacbatch.featurize.mel import MIN_SAMPLES
+
     mels = []
     for path in paths:
         try:
             wave, rate = load_mono(Path(path))
         except Exception as exc:  # unreadable or not audio: name the file
             raise InputError(f"cannot read audio file {path}: {exc}") from exc
-        mels.append(logmel.log_mel(logmel.resample(wave, rate)))
+        wave = logmel.resample(wave, rate)
+        if len(wave) == 0:
+            raise InputError(f"audio file {path} is empty")
+        wave = np.pad(wave, (0, max(0, MIN_SAMPLES - len(wave))))  # as the mel feature kind pads short clips
+        mels.append(logmel.log_mel(wave))
     return caption_logmels(registry, run_ids, mels, weights)

@@ -7,6 +7,7 @@ modules (torch, transformers, SQLAlchemy, …) are imported inside the commands 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -270,8 +271,9 @@ def features_show(ctx, name, dataset):
 @click.option("--init-from", help="Start from this run's best weights and record it as the parent.")
 @click.option("--resume", help="Continue an interrupted run from its last checkpoint.")
 @click.option("--reuse", is_flag=True, help="If a finished run has the same task, config, inputs and parent, report it instead.")
+@click.option("--features", help="Caption task: the encoded feature set to read (same as --set features=NAME).")
 @click.pass_context
-def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse):
+def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse, features):
     """Train a model from cached features and register the run with its scores."""
     from aacbatch.train.run import train_task
 
@@ -279,6 +281,7 @@ def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse):
         raise click.UsageError("give --task (or --resume RUN_ID)")
     from aacbatch.train.distributed import world
 
+    sets = (*sets, f"features={json.dumps(features)}") if features else sets
     result = train_task(_registry(ctx), task, dataset=dataset, config=config, sets=sets, seed=seed,
                         init_from=init_from, resume=resume, reuse=reuse, log=click.echo)
     if world()[0] != 0:
@@ -301,9 +304,9 @@ def evaluate():
 @click.pass_context
 def evaluate_retrieval(ctx, run_id, splits):
     """Score a run's best checkpoint on splits; scores and the similarity matrix go to the registry."""
-    from aacbatch.train.run import evaluate_run
+    from aacbatch.train.run import RETRIEVAL, evaluate_run
 
-    for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits)).items():
+    for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits), (*RETRIEVAL, "tagger")).items():
         click.echo(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None))
 
 
@@ -317,7 +320,7 @@ def evaluate_caption(ctx, run_id, splits):
     from aacbatch.train.runs import final_reasons
 
     registry = _registry(ctx)
-    for split, values in evaluate_run(registry, run_id, tuple(splits)).items():
+    for split, values in evaluate_run(registry, run_id, tuple(splits), ("caption",)).items():
         click.echo(f"{split}: " + _shown(values, final_reasons(registry, run_id, split)))
 
 

@@ -74,7 +74,9 @@ class Ensemble:
 
     def log_probs(self, prefixes: Tensor, rows: Tensor | None = None) -> Tensor:
         """prefixes (N, t) int64 starting with START → weighted mean of the members' next-token
-        log-softmax (N, V), with PAD and START at -inf so they are never chosen.
+        log-softmax (N, V), with PAD and START at -inf so they are never chosen, and END too
+        at the first step: a caption has at least one word (an empty one is no caption, and
+        the caption metrics refuse it).
 
         ``rows`` (B·repeats,) bool selects which memory rows the N prefixes belong to (default:
         all), so finished hypotheses cost nothing.
@@ -88,6 +90,8 @@ class Ensemble:
             total = term if total is None else total + term
         total[:, PAD] = float("-inf")
         total[:, START] = float("-inf")
+        if prefixes.shape[1] == 1:
+            total[:, END] = float("-inf")
         return total
 
 

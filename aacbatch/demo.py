@@ -134,7 +134,7 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
 
     echo("\n== systems: members chosen by SQL on the validation split (sql/systems/*.sql), ensembled ==")
     for name in SYSTEMS:
-        result = build_system(registry, name)
+        result = build_system(registry, name, splits=("eval",))  # members were chosen on val
         members = ", ".join(m.run_id[:8] for m in result.members)
         warned = f" — {'; '.join(result.warnings)}" if result.warnings else ""
         echo(f"{name}: {len(result.members)} member(s) [{members}] ({result.status}){warned}")

@@ -123,6 +123,15 @@ def test_ptb_tokens_match_pycocoevalcap(corpus, coco_tokens):
     assert "" in cands  # punctuation-only candidates really do reach the metrics empty
 
 
+def test_tokenizer_memo_returns_the_same_tokens_without_java(monkeypatch):
+    from aacbatch.evaluate import ptb
+
+    block = ["A memo test, once.", "The dog's bark!"]
+    first = tokenize(block)
+    monkeypatch.setattr(ptb, "_run_tokenizer", lambda blocks: pytest.fail("tokenised again"))
+    assert tokenize(block) == first == [["a memo test once", "the dog 's bark"]]
+
+
 def test_tokenizer_context_and_line_breaks():
     """A caption's tokens depend on the next caption (hence blocks, not distinct texts); stray line breaks are flattened.
 
@@ -173,7 +182,7 @@ def test_cider_d_by_hand():
 
 def test_spice_and_spider_unavailable_without_corenlp(scores):
     reason = scores.reasons["spice"]
-    assert reason.startswith("SPICE needs Stanford CoreNLP 3.6.0 jars") and "aacbatch metrics install --from DIR" in reason
+    assert reason.startswith("SPICE needs the Stanford CoreNLP 3.6.0 jars") and "aacbatch metrics install --from DIR" in reason
     for metric in ("spice", "spider", "spider_fl"):
         assert scores.corpus[metric] is None and metric not in scores.per_item
         assert scores.reasons[metric] == reason
@@ -233,7 +242,7 @@ def test_install_assets_copies_and_validates_jars(tmp_path):
     for name, marker in spice.CORENLP_JARS.items():
         _fake_jar(source / name, marker + ("" if marker.endswith(".class") else "pos-tagger/x.tagger"))
     assets = tmp_path / "assets"
-    assert spice.Spice(assets).missing().startswith("SPICE needs Stanford CoreNLP 3.6.0 jars")
+    assert spice.Spice(assets).missing().startswith("SPICE needs the Stanford CoreNLP 3.6.0 jars")
     installed = install_assets(tmp_path / "download", assets)
     assert installed == [spice.spice_lib_dir(assets) / name for name in spice.CORENLP_JARS]
     assert spice.Spice(assets).missing() is None
@@ -268,7 +277,7 @@ def test_fluency_detector_runs_a_fense_format_checkpoint(tmp_path):
 
     assets = tmp_path / "assets"
     bert = assets / "fense" / "bert-base-uncased"
-    assert FluencyErrors(assets).missing().startswith("SPIDEr-FL needs the FENSE fluency-error checkpoint")
+    assert FluencyErrors(assets).missing().startswith("SPIDEr-FL needs the FENSE checkpoint")
     config = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
                         max_position_embeddings=64)
     config.save_pretrained(bert)
@@ -310,15 +319,16 @@ def test_missing_java_and_a_crashing_jar_name_the_tool(monkeypatch, tmp_path):
     from aacbatch.errors import AacbatchError
     from aacbatch.evaluate import ptb
 
+    # captions no other test tokenises: a block seen before is answered from memory, without Java
     monkeypatch.setenv("PATH", str(tmp_path))  # no java here
     with pytest.raises(AacbatchError, match="java not found on PATH"):
-        caption_metrics({"a": "a dog"}, {"a": ["a dog barks"]}, assets_dir=tmp_path, metrics=("cider_d",))
+        caption_metrics({"a": "a missing jvm"}, {"a": ["no java at all"]}, assets_dir=tmp_path, metrics=("cider_d",))
     monkeypatch.undo()
     broken = tmp_path / "broken.jar"
     broken.write_bytes(b"not a jar")
     monkeypatch.setattr(ptb, "pycocoevalcap_file", lambda relative: broken)
     with pytest.raises(AacbatchError, match=r"PTB tokenizer failed \(java exit 1\)"):
-        caption_metrics({"a": "a dog"}, {"a": ["a dog barks"]}, assets_dir=tmp_path, metrics=("cider_d",))
+        caption_metrics({"a": "a broken jar"}, {"a": ["the jar crashes"]}, assets_dir=tmp_path, metrics=("cider_d",))
 
 
 def test_metrics_command_refuses_non_utf8_and_partial_predictions(tmp_path):

@@ -108,13 +108,21 @@ def test_ensemble_of_one_is_the_run_and_weights_must_match(captioned):
         evaluate_ensemble(registry, [run.run_id], [1.0, 1.0], "eval")
 
 
-def test_captions_for_new_audio_files_match_the_cached_path(captioned, synth_dir):
+def test_captions_for_new_audio_files(captioned, synth_dir, tmp_path):
+    from conftest import write_wav
+
     registry, _, _, run = captioned
     wav = sorted((synth_dir / "evaluation").glob("*.wav"))[0]
-    text = caption_files(registry, [run.run_id], [wav])
-    assert len(text) == 1 and text[0].strip()
-    with pytest.raises(InputError, match="cannot read audio file"):
+    short = write_wav(tmp_path / "short.wav", seconds=100 / 16000)
+    text = caption_files(registry, [run.run_id], [wav, short])
+    assert len(text) == 2 and all(t.strip() for t in text)
+    with pytest.raises(InputError, match="cannot read audio file .*no-such.wav"):
         caption_files(registry, [run.run_id], [synth_dir / "no-such.wav"])
+    with pytest.raises(InputError, match="is empty"):
+        caption_files(registry, [run.run_id], [write_wav(tmp_path / "empty.wav", seconds=0.0)])
+    for weights in ([0.0], [float("nan")], [-1.0]):
+        with pytest.raises(InputError, match="not a positive number"):
+            caption_files(registry, [run.run_id], [wav], weights)
 
 
 def test_finetune_needs_the_parents_vocabulary(captioned):
@@ -124,6 +132,10 @@ def test_finetune_needs_the_parents_vocabulary(captioned):
                    sets=(f"features='{encoded.name}'", "epochs=1", "min_word_count=3", SMALL))
     with pytest.raises(InputError, match="is a mel set"):
         train_task(registry, "caption", dataset="sc", log=QUIET, sets=("features='mel'", "epochs=1", SMALL))
+    with pytest.raises(InputError, match="select_metric must be 'cider_d'"):
+        train_task(registry, "caption", dataset="sc", log=QUIET, sets=(f"features='{encoded.name}'", "select_metric='meteor'"))
+    with pytest.raises(InputError, match=r"no feature set 'encoded-nope'.*featurize encoded --dataset sc --from-run"):
+        train_task(registry, "caption", dataset="sc", log=QUIET, sets=("features='encoded-nope'",))
 
 
 def test_caption_and_evaluate_commands(captioned, synth_dir):

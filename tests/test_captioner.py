@@ -152,8 +152,8 @@ def _sequence_score(model: Captioner, frames, lengths, words: tuple[int, ...], m
 
 @pytest.mark.parametrize("length_norm", [True, False])
 def test_wide_beam_finds_the_exhaustive_best_by_normalised_score(length_norm):
-    """Vocabulary of 2 words (UNK is one) + END and at most 4 tokens: 1+2+4+8 hypotheses end
-    with END and 16 run out of tokens, so beam 64 is exhaustive and must return the best one
+    """Vocabulary of 2 words (UNK is one) + END and at most 4 tokens: 2+4+8 hypotheses end
+    with END (never before the first word) and 16 run out of tokens, so beam 64 is exhaustive and must return the best one
     by (length-normalised) log-prob, END counted as a token."""
     model = tiny_captioner(2, vocab_size=5)
     frames, lengths = random_frames(3, 5, 8, seed=5)
@@ -162,7 +162,7 @@ def test_wide_beam_finds_the_exhaustive_best_by_normalised_score(length_norm):
     with torch.no_grad():
         for i in range(3):
             args = (model, frames[i : i + 1], lengths[i : i + 1])
-            sequences = [s for n in range(5) for s in itertools.product((3, 4), repeat=n)]
+            sequences = [s for n in range(1, 5) for s in itertools.product((3, 4), repeat=n)]  # ≥ 1 word
             scores = {s: _sequence_score(*args, s, 4, length_norm) for s in sequences}
             best.append(list(max(scores, key=scores.get)))
     assert beam_search(members, beam_size=64, max_tokens=4, length_norm=length_norm) == best
@@ -195,7 +195,7 @@ def test_ensemble_of_two_models_averages_their_log_softmax():
         expected = 0.25 * torch.log_softmax(a(frames_a, lengths_a, start)[:, 0], dim=-1) + 0.75 * torch.log_softmax(
             b(frames_b, lengths_b, start)[:, 0], dim=-1
         )
-    expected[:, [PAD, START]] = float("-inf")
+    expected[:, [PAD, START, END]] = float("-inf")  # END too: no empty captions
     close(Ensemble(members).log_probs(start), expected)
     first = greedy(members, max_tokens=1)
     assert [c[0] if c else END for c in first] == expected.argmax(dim=-1).tolist()
@@ -212,3 +212,19 @@ def test_bad_members_are_rejected():
         beam_search([Member(small, frames, lengths)], max_tokens=25)
     with pytest.raises(ValueError, match="training mode"):
         greedy([Member(small.train(), frames, lengths)])
+
+
+def test_a_caption_has_at_least_one_word():
+    """Even a model that puts all its mass on END first still says something."""
+    torch.manual_seed(0)
+    model = Captioner(CaptionerConfig(input_dim=4, vocab_size=6, gru_hidden=8, gru_layers=1, d_model=8, n_heads=2,
+                                      ff_dim=16, decoder_layers=1)).eval()
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.weight[END] = 0.0
+    bias = torch.zeros(6)
+    bias[END] = 50.0
+    model.classifier.register_forward_hook(lambda module, inputs, out: out + bias)
+    member = Member(model, torch.randn(2, 3, 4), torch.tensor([3, 2]))
+    for out in (beam_search([member], beam_size=3, max_tokens=5), greedy([member], max_tokens=5)):
+        assert [len(ids) for ids in out] == [1, 1]

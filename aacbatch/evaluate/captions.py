@@ -34,7 +34,7 @@ from aacbatch.config import Settings
 from aacbatch.errors import InputError
 from aacbatch.evaluate import fense, spice
 from aacbatch.evaluate.cider import CiderD
-from aacbatch.evaluate.meteor import Meteor
+from aacbatch.evaluate.meteor import shared_meteor
 from aacbatch.evaluate.ptb import tokenize
 
 METRICS = ("meteor", "cider_d", "spice", "spider", "spider_fl")
@@ -81,7 +81,7 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
 
     with ExitStack() as stack:
         # METEOR's JVM starts first and loads its paraphrase table while the tokenizer runs.
-        meteor = stack.enter_context(Meteor()) if "meteor" in wanted else None
+        meteor = stack.enter_context(shared_meteor()) if "meteor" in wanted else None
         cands, refs = _tokenize(ids, predictions, references)
         if meteor is not None:
             results["meteor"] = meteor.compute(cands, refs)

@@ -55,10 +55,8 @@ class FluencyErrors:
     def missing(self) -> str | None:
         """Why the detector cannot run (missing assets), or None when it can."""
         needed = [self.checkpoint, *(self.bert / name for name in BERT_FILES)]
-        absent = [str(path) for path in needed if not path.is_file()]
-        if absent:
-            return (f"SPIDEr-FL needs the FENSE fluency-error checkpoint {CHECKPOINT} and a {BERT_DIR} folder "
-                    f"({', '.join(absent)} missing): run `aacbatch metrics install --from DIR`")
+        if any(not path.is_file() for path in needed):  # short: reports show it per cell
+            return f"SPIDEr-FL needs the FENSE checkpoint and {BERT_DIR}: run `aacbatch metrics install --from DIR`"
         return None
 
     def compute(self, candidates: Sequence[str]) -> np.ndarray:

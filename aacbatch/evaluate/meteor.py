@@ -10,16 +10,20 @@ caption. The protocol itself is unchanged, and so are the scores:
   corpus score is METEOR's own aggregate over all statistics, not the mean of the item scores.
 
 The JVM spends several seconds loading the paraphrase table, so the process starts when the
-scorer is created: build it before tokenising and the two overlap.
+scorer is created: build it before tokenising and the two overlap. A process that scores many
+caption sets (a training run's final splits, the demo's dozens of runs and systems) shares one
+JVM through :func:`shared_meteor` instead of paying that start-up for every set; the jar's
+``EVAL`` is stateless, so sharing changes no score.
 """
 
 from __future__ import annotations
 
+import atexit
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 
 import numpy as np
 
@@ -97,3 +101,24 @@ class Meteor:
             raise AacbatchError(f"METEOR (meteor-1.5.jar) stopped with java exit {self._process.returncode}: "
                                 f"{stderr_tail(self._stderr.read())}")
         return line.decode("utf-8").strip()
+
+
+_shared: Meteor | None = None
+_shared_lock = threading.Lock()
+
+
+@contextmanager
+def shared_meteor() -> Iterator[Meteor]:
+    """This process's METEOR scorer, started on first use and stopped at exit (one caller at
+    a time). A JVM that died is replaced on the next use; an error while scoring retires it."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared._process.poll() is not None:
+            _shared = Meteor()
+            atexit.register(_shared.close)
+        try:
+            yield _shared
+        except BaseException:
+            _shared.close()
+            _shared = None
+            raise

@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -101,13 +102,29 @@ def strip_punctuation(line: str) -> str:
     return " ".join(token for token in line.rstrip().split(" ") if token not in PUNCTUATION)
 
 
+_MEMO: OrderedDict[tuple[str, ...], tuple[str, ...]] = OrderedDict()
+_MEMO_BLOCKS = 32
+
+
 def tokenize(*blocks: Sequence[str]) -> list[list[str]]:
     """PTB-tokenised, lower-cased, punctuation-free captions, block by block.
 
     Each block is tokenised exactly as one call of pycocoevalcap's ``PTBTokenizer`` on the same
     captions in the same order would (see the module docstring for why order matters). The
-    blocks' JVMs run concurrently.
+    blocks' JVMs run concurrently. A block seen before in this process (the same training
+    captions or references, tokenised again by the next run or epoch) is answered from memory:
+    same block, same output, no JVM.
     """
+    keys = [tuple(block) for block in blocks]
+    todo = [k for k in dict.fromkeys(keys) if k and k not in _MEMO]
+    for key, tokens in zip(todo, _run_tokenizer(todo) if todo else []):
+        _MEMO[key] = tuple(tokens)
+        while len(_MEMO) > _MEMO_BLOCKS:
+            _MEMO.popitem(last=False)
+    return [list(_MEMO[k]) if k else [] for k in keys]
+
+
+def _run_tokenizer(blocks: list[tuple[str, ...]]) -> list[list[str]]:
     jar = pycocoevalcap_file(TOKENIZER_JAR)
     with tempfile.TemporaryDirectory(prefix="aacbatch-ptb-") as tmp:
         runs = []
@@ -116,14 +133,14 @@ def tokenize(*blocks: Sequence[str]) -> list[list[str]]:
             source.write_text("\n".join(_LINE_BREAKS.sub(" ", text) for text in block), encoding="utf-8")
             cmd = java_command("-cp", os.fspath(jar), TOKENIZER_CLASS, "-preserveLines", "-lowerCase", source.name)
             runs.append(subprocess.Popen(cmd, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE) if block else None)
-        with ThreadPoolExecutor(max(len(runs), 1)) as pool:  # drain all pipes at once: no JVM waits on another
-            outputs = list(pool.map(lambda run: run.communicate() if run else (b"", b""), runs))
+                                         stderr=subprocess.PIPE))
+        with ThreadPoolExecutor(len(runs)) as pool:  # drain all pipes at once: no JVM waits on another
+            outputs = list(pool.map(lambda run: run.communicate(), runs))
     tokenised = []
     for block, run, (stdout, stderr) in zip(blocks, runs, outputs):
-        if run and run.returncode != 0:
+        if run.returncode != 0:
             raise AacbatchError(f"PTB tokenizer failed (java exit {run.returncode}): {stderr_tail(stderr)}")
-        lines = stdout.decode("utf-8").split("\n") if block else []
+        lines = stdout.decode("utf-8").split("\n")
         if len(lines) != len(block):
             raise AacbatchError(f"PTB tokenizer returned {len(lines)} lines for {len(block)} captions")
         tokenised.append([strip_punctuation(line) for line in lines])

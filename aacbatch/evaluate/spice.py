@@ -91,7 +91,7 @@ class Spice:
         """Why SPICE cannot run here (missing jars, old Java), or None when it can."""
         absent = [name for name in CORENLP_JARS if not (self.lib / name).is_file()]
         if absent:
-            return f"SPICE needs Stanford CoreNLP 3.6.0 jars ({', '.join(absent)} not in {self.lib}): {INSTALL_HINT}"
+            return f"SPICE needs the Stanford CoreNLP 3.6.0 jars: {INSTALL_HINT}"  # short: reports show it per cell
         if java_major_version() < MIN_JAVA:
             return f"SPICE needs Java >= {MIN_JAVA} here (found Java {java_major_version()})"
         return None

@@ -9,6 +9,7 @@ of the fingerprint, so a set can never silently mix encoders. Stored ragged like
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,9 +41,14 @@ class EncodedKind(FeatureKind):
                 raise ValueError(f"dtype must be float16 or float32, got {self.dtype!r}")
 
     def default_name(self, spec_name: str) -> str:
-        """One set per encoder: ``encoded-<first 8 characters of the run id>``."""
+        """One set per encoder: ``encoded-<first 8 characters of the run id>``, or for a
+        checkpoint file ``encoded-<file stem>-<hash of its absolute path>`` (``best.pt`` of
+        two runs must not share a name)."""
         run = self.params.run
-        return f"{spec_name}-{Path(run).stem if Path(run).is_file() else run[:8]}"
+        if not Path(run).is_file():
+            return f"{spec_name}-{run[:8]}"
+        where = hashlib.sha256(str(Path(run).resolve()).encode()).hexdigest()[:8]
+        return f"{spec_name}-{Path(run).stem}-{where}"
 
     @cached_property
     def checkpoint(self) -> Path:

@@ -33,7 +33,9 @@ def cached_set(registry: Registry, dataset: str, name: str) -> CachedSet:
         ds = dataset_by_name(session, dataset)
         row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == name))
     if row is None:
-        raise InputError(f"dataset {dataset!r} has no feature set {name!r}: run `aacbatch featurize {name} --dataset {dataset}`")
+        how = (f"aacbatch featurize encoded --dataset {dataset} --from-run RUN_ID" if name.startswith("encoded-")
+               else f"aacbatch featurize {name} --dataset {dataset}")
+        raise InputError(f"dataset {dataset!r} has no feature set {name!r}: run `{how}`")
     if row.status != "complete":
         raise InputError(f"feature set {name!r} of {dataset!r} is {row.status}: finish it with `aacbatch featurize {name} --dataset {dataset}`")
     store = FeatureStore.open(row.path)

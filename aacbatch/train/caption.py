@@ -41,11 +41,13 @@ class CaptionConfig(TrainingFields):
     max_words: int = 20
     min_word_count: int = 1
     vocab_from: tuple[str, ...] = ()  # other datasets whose training captions join the vocabulary
-    beam_size: int = 3
+    beam_size: int = 3  # 1 = greedy decoding
     eval_splits: tuple[str, ...] = ("val", "eval")
-    select_metric: str = "cider_d"
+    select_metric: str = "cider_d"  # the only metric computed per epoch
 
     def __post_init__(self):
+        if self.select_metric != "cider_d":
+            raise ValueError(f"select_metric must be 'cider_d' (the metric scored every epoch), got {self.select_metric!r}")
         if not self.features:
             raise ValueError("features is required: the encoded feature set to caption from "
                              "(aacbatch featurize encoded --from-run RUN_ID; then --set features=encoded-…)")
@@ -88,11 +90,12 @@ class CaptionTask:
         from aacbatch.evaluate.ptb import tokenize
 
         split = self.cfg.train_split
-        own = load_items(self.registry, self.dataset, split).captions
-        texts = [c.text for c in own] + [c.text for d in self.cfg.vocab_from for c in load_items(self.registry, d, split).captions]
-        tokens = [t.split() for t in tokenize(texts)[0]]
-        vocab = Vocabulary.build(tokens, self.cfg.min_word_count)
-        return vocab, dict(zip((c.idx for c in own), vocab.encode(tokens[:len(own)], self.cfg.max_words)))
+        datasets = sorted({self.dataset, *self.cfg.vocab_from})  # one block each, in a fixed order: the
+        blocks = [load_items(self.registry, d, split).captions for d in datasets]  # tokenizer reads across lines
+        tokenised = [[t.split() for t in block] for block in tokenize(*[[c.text for c in b] for b in blocks])]
+        vocab = Vocabulary.build([t for block in tokenised for t in block], self.cfg.min_word_count)
+        own = datasets.index(self.dataset)
+        return vocab, dict(zip((c.idx for c in blocks[own]), vocab.encode(tokenised[own], self.cfg.max_words)))
 
     def _split(self, split: str) -> SplitData:
         """The split's examples and references, read on first use (any split can be scored)."""
@@ -143,7 +146,7 @@ class CaptionTask:
 
         data = self._split(split)
         return decode_clips([self.model], [data.examples], data.clip_rows, self.vocab, [1.0],
-                            beam_size=self.cfg.beam_size, max_tokens=self.cfg.max_words + 1)
+                            beam_size=self.cfg.beam_size, max_tokens=self.cfg.max_words)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Validation CIDEr-D of beam-search captions (no JVM: see the module docstring)."""

@@ -35,13 +35,14 @@ def fit_frequent_caption(registry, dataset: str, cfg: FrequentCaptionConfig, rec
 
     from aacbatch.captioning import CaptionEvaluation
     from aacbatch.registry.schema import Clip
+    from aacbatch.train.runs import SplitResult
 
     caption = most_frequent_caption([c.text for c in load_items(registry, dataset, cfg.train_split).captions])
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "best.json"
     path.write_text(json.dumps({"caption": caption}))
     recorder.checkpoint(path, epoch=1, step=0, is_best=True)
-    final = {}
+    results = {}
     for split in cfg.eval_splits:
         items = load_items(registry, dataset, split)
         with registry.transaction() as session:
@@ -49,9 +50,8 @@ def fit_frequent_caption(registry, dataset: str, cfg: FrequentCaptionConfig, rec
         references: dict[str, list[str]] = {}
         for c in items.captions:
             references.setdefault(ids[c.clip_idx], []).append(c.text)
-        result = CaptionEvaluation.score({k: caption for k in references}, references, registry.settings.home / "assets")
-        recorder.scores(split, result.metrics, epoch=None, reasons=result.reasons)
-        recorder.captions(split, result.captions)
-        final[split] = result.metrics
+        scored = CaptionEvaluation.score({k: caption for k in references}, references, registry.settings.home / "assets")
+        results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions)
+    recorder.final(results)
     recorder.status("finished")
-    return final
+    return {split: result.metrics for split, result in results.items()}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +24,7 @@ import torch
 
 from aacbatch.errors import AacbatchError
 from aacbatch.train import distributed
-from aacbatch.train.runs import RunRecorder
+from aacbatch.train.runs import RunRecorder, SplitResult
 from aacbatch.train.schedule import warmup_cosine
 
 
@@ -152,21 +152,21 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
 def score_splits(task: Task, recorder: RunRecorder, run_dir: Path, splits) -> dict[str, dict]:
     """Final scores of the loaded model on ``splits`` (rows with epoch NULL), plus any
     split-level artifacts the task saves (e.g. retrieval similarity matrices) and, for tasks
-    with a ``final_evaluate``, the reasons for NULL metrics and the generated captions."""
-    final = {}
+    with a ``final_evaluate``, the reasons for NULL metrics and the generated captions.
+    Every split is scored before anything is recorded, in one transaction."""
+    results: dict[str, SplitResult] = {}
     task.model.eval()
     final_evaluate = getattr(task, "final_evaluate", None)  # e.g. captioning: every metric + captions
+    save_artifacts = getattr(task, "artifacts", None) if distributed.world()[0] == 0 else None
     with torch.no_grad():
         for split in splits:
             if final_evaluate is None:
-                final[split] = task.evaluate(split)
-                recorder.scores(split, final[split], epoch=None)
+                result = SplitResult(task.evaluate(split))
             else:
-                result = final_evaluate(split)
-                final[split] = result.metrics
-                recorder.scores(split, result.metrics, epoch=None, reasons=result.reasons)
-                recorder.captions(split, result.captions)
-            if distributed.world()[0] == 0:
-                for kind, path in getattr(task, "artifacts", lambda s, d: {})(split, run_dir).items():
-                    recorder.artifact(split, kind, path)
-    return final
+                scored = final_evaluate(split)
+                result = SplitResult(scored.metrics, scored.reasons, scored.captions)
+            if save_artifacts is not None:
+                result = replace(result, artifacts=save_artifacts(split, run_dir))
+            results[split] = result
+    recorder.final(results)
+    return {split: result.metrics for split, result in results.items()}

@@ -202,7 +202,18 @@ def rebuild(registry: Registry, run_id: str):
     changed = [s.name for s in sets_used if recorded.get(s.name) != s.fingerprint]
     if changed:
         raise InputError(f"feature set(s) {', '.join(changed)} changed since run {run.id} was trained")
+    saved = run_dir_for(registry, run.id) / "last.pt"
+    if hasattr(built, "vocab") and saved.is_file():
+        _check_vocabulary(built, torch.load(saved, map_location="cpu", weights_only=False), run.id,
+                          "the training captions changed since it was trained")
     return run, spec, dataset, cfg, built, sets_used
+
+
+def _check_vocabulary(task, checkpoint: dict, run_id: str, why: str) -> None:
+    """A captioner's weights only mean something with the vocabulary they were trained with."""
+    if "vocab" in checkpoint and list(checkpoint["vocab"]) != list(task.vocab.words):
+        raise InputError(f"run {run_id}'s vocabulary differs from the one built now ({len(checkpoint['vocab'])} vs "
+                         f"{len(task.vocab)} words): {why}")
 
 
 def _resume(registry: Registry, run_id: str, log) -> TrainResult:
@@ -217,10 +228,13 @@ def _resume(registry: Registry, run_id: str, log) -> TrainResult:
     return _run(registry, recorder, run.task, dataset, cfg, built, spec, sets_used, run.parent_run_id, last, log)
 
 
-def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...]) -> dict[str, dict]:
+def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...], tasks: tuple[str, ...] = TASKS) -> dict[str, dict]:
     """Re-score a finished run's best checkpoint on ``splits`` (``aacbatch evaluate``)."""
     from aacbatch.train.loop import score_splits
 
+    task = get_run(registry, run_id).task
+    if task not in tasks:
+        raise InputError(f"run {run_id} is a {task} run; this command evaluates {' or '.join(tasks)} runs")
     run, spec, dataset, cfg, built, _ = rebuild(registry, run_id)
     if spec.fit is not None:
         raise InputError(f"run {run.id} is a {run.task} run: its scores are computed when it is fitted")
@@ -235,9 +249,7 @@ def _load_init(task, registry: Registry, parent_id: str, tasks: tuple[str, ...])
     A captioner's word embeddings only mean something with the parent's vocabulary, so a
     different vocabulary is refused rather than silently leaving those layers random."""
     checkpoint = torch.load(checkpoint_of(registry, parent_id, tasks), map_location="cpu", weights_only=False)
-    if "vocab" in checkpoint and list(checkpoint["vocab"]) != list(task.vocab.words):
-        raise InputError(f"run {parent_id}'s vocabulary differs from this run's ({len(checkpoint['vocab'])} vs "
-                         f"{len(task.vocab)} words): give both runs the same captions with vocab_from")
+    _check_vocabulary(task, checkpoint, parent_id, "give both runs the same captions with vocab_from")
     state, model = checkpoint["model"], task.model
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+from dataclasses import dataclass, field
 import subprocess
 from pathlib import Path
 
@@ -71,6 +72,17 @@ def final_reasons(registry: Registry, run_id: str, split: str) -> dict[str, str]
     return dict(rows)
 
 
+@dataclass(frozen=True)
+class SplitResult:
+    """A final evaluation of one split: metrics (None = not computable), why, the generated
+    captions (clip id → text) for captioning tasks, and saved artifacts (kind → path)."""
+
+    metrics: dict[str, float | None]
+    reasons: dict[str, str] = field(default_factory=dict)
+    captions: dict[str, str] | None = None
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+
 class RunRecorder:
     """Registry writes of one run."""
 
@@ -91,32 +103,35 @@ class RunRecorder:
 
     def scores(self, split: str, metrics: dict[str, float | None], epoch: int | None,
                reasons: dict[str, str] | None = None) -> None:
-        """Store metrics; for a final (epoch None) evaluation, replace earlier final values."""
-        reasons = reasons or {}
+        """Store one evaluation's metrics, replacing earlier rows of the same split and epoch
+        (a resumed run repeats the epoch it was interrupted in; re-scoring replaces final rows)."""
         with self.registry.transaction() as session:
-            if epoch is None:
-                for old in session.scalars(select(Score).where(Score.run_id == self.run_id, Score.split == split,
-                                                               Score.epoch.is_(None))):
-                    session.delete(old)
-            for metric, value in metrics.items():
-                session.add(Score(run_id=self.run_id, split=split, metric=metric, value=value,
-                                  reason=reasons.get(metric) if value is None else None, epoch=epoch))
+            self._put_scores(session, split, metrics, epoch, reasons or {})
 
-    def artifact(self, split: str, kind: str, path: Path) -> None:
-        """Reference a split-level artifact (e.g. a similarity matrix), replacing an older one."""
+    def final(self, results: dict[str, SplitResult]) -> None:
+        """Final scores, captions and artifacts of every split, in one transaction: a failure
+        while scoring any split leaves none of them half-recorded."""
         with self.registry.transaction() as session:
-            for old in session.scalars(select(Prediction).where(Prediction.run_id == self.run_id, Prediction.split == split,
-                                                                Prediction.kind == kind)):
-                session.delete(old)
-            session.add(Prediction(run_id=self.run_id, split=split, kind=kind, artifact_path=str(path)))
+            for split, result in results.items():
+                self._put_scores(session, split, result.metrics, None, result.reasons)
+                if result.captions is not None:
+                    self._replace_predictions(session, split, "caption")
+                    session.add_all(Prediction(run_id=self.run_id, split=split, kind="caption", clip_id=clip_id,
+                                               text=text) for clip_id, text in result.captions.items())
+                for kind, path in result.artifacts.items():
+                    self._replace_predictions(session, split, kind)
+                    session.add(Prediction(run_id=self.run_id, split=split, kind=kind, artifact_path=str(path)))
 
-    def captions(self, split: str, captions: dict[str, str]) -> None:
-        """Generated captions of a split (clip id → text), replacing older ones, in one transaction."""
-        with self.registry.transaction() as session:
-            session.execute(delete(Prediction).where(Prediction.run_id == self.run_id, Prediction.split == split,
-                                                     Prediction.kind == "caption"))
-            session.add_all(Prediction(run_id=self.run_id, split=split, kind="caption", clip_id=clip_id, text=text)
-                            for clip_id, text in captions.items())
+    def _put_scores(self, session, split: str, metrics: dict, epoch: int | None, reasons: dict[str, str]) -> None:
+        same_epoch = Score.epoch.is_(None) if epoch is None else Score.epoch == epoch
+        session.execute(delete(Score).where(Score.run_id == self.run_id, Score.split == split, same_epoch))
+        for metric, value in metrics.items():
+            session.add(Score(run_id=self.run_id, split=split, metric=metric, value=value,
+                              reason=reasons.get(metric) if value is None else None, epoch=epoch))
+
+    def _replace_predictions(self, session, split: str, kind: str) -> None:
+        session.execute(delete(Prediction).where(Prediction.run_id == self.run_id, Prediction.split == split,
+                                                 Prediction.kind == kind))
 
     def checkpoint(self, path: Path, epoch: int, step: int, is_best: bool) -> None:
         with self.registry.transaction() as session:
@@ -151,13 +166,10 @@ class NullRecorder(RunRecorder):
     def scores(self, *args, **kwargs) -> None:
         pass
 
-    def artifact(self, *args, **kwargs) -> None:
+    def final(self, *args, **kwargs) -> None:
         pass
 
     def checkpoint(self, *args, **kwargs) -> None:
-        pass
-
-    def captions(self, *args, **kwargs) -> None:
         pass
 
     def status(self, *args, **kwargs) -> None:
