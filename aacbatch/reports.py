@@ -90,8 +90,13 @@ def paper_reference(report: str) -> Table | None:
     return Table(["system (paper)"] + metrics, [(s, *(values.get((s, m)) for m in metrics)) for s in systems])
 
 
-def displayed(table: Table) -> Table:
-    """``X`` and ``X_reason`` merged into one column: the value, or ``n/a (reason)`` when NULL."""
+def displayed(table: Table, notes: list[str] | None = None) -> Table:
+    """``X`` and ``X_reason`` merged into one column: the value, or ``n/a (reason)`` when NULL.
+
+    With ``notes`` (a list to fill), a NULL cell shows ``n/a [k]`` and the k-th distinct
+    reason is appended to ``notes``: a terminal table stays readable when the same long
+    reason (a missing SPICE jar) applies to three metrics of every row.
+    """
     index = {c: k for k, c in enumerate(table.columns)}
     keep = [c for c in table.columns if not (c.endswith(_REASON) and c[:-len(_REASON)] in index)]
 
@@ -99,26 +104,34 @@ def displayed(table: Table) -> Table:
         value = row[index[column]]
         reason_at = index.get(column + _REASON)
         if value is None and reason_at is not None and row[reason_at]:
-            return f"n/a ({row[reason_at]})"
+            if notes is None:
+                return f"n/a ({row[reason_at]})"
+            if row[reason_at] not in notes:
+                notes.append(row[reason_at])
+            return f"n/a [{notes.index(row[reason_at]) + 1}]"
         return value
 
     return Table(keep, [tuple(cell(row, c) for c in keep) for row in table.rows])
 
 
 def render_report(report: Report, fmt: str = "table") -> str:
-    """The report in ``fmt``; with the paper's numbers, a second block labelled as the paper's."""
-    shown = displayed(report.table)
+    """The report in ``fmt``; with the paper's numbers, a second block labelled as the paper's.
+    In the terminal ``table`` format, reasons for n/a cells are numbered notes under the table."""
+    notes: list[str] | None = [] if fmt == "table" else None
+    shown = displayed(report.table, notes)
+    body = render(shown.columns, shown.rows, fmt)
+    if notes:
+        body += "\n" + "\n".join(f"[{k}] {reason}" for k, reason in enumerate(notes, start=1))
     if report.paper is None:
-        return render(shown.columns, shown.rows, fmt)
+        return body
     if fmt == "json":
         as_records = lambda t: [dict(zip(t.columns, r)) for r in t.rows]  # noqa: E731
         return json.dumps({"registry": as_records(shown), "paper": {"label": PAPER_LABEL, "rows": as_records(report.paper)}},
                           indent=2, ensure_ascii=False, default=str)
     if fmt == "csv":
         raise InputError("--with-paper adds a second table, which CSV cannot hold: use --format table, md or json")
-    return "\n\n".join([f"This registry ({report.name}, split {report.params.get('split', 'n/a')}):",
-                        render(shown.columns, shown.rows, fmt), PAPER_LABEL + ":",
-                        render(report.paper.columns, report.paper.rows, fmt)])
+    return "\n\n".join([f"This registry ({report.name}, split {report.params.get('split', 'n/a')}):", body,
+                        PAPER_LABEL + ":", render(report.paper.columns, report.paper.rows, fmt)])
 
 
 def plot_report(report: Report, path: Path) -> Path:

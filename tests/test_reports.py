@@ -117,6 +117,10 @@ def test_table2_shows_missing_metrics_as_na_with_reason(registry, fakes, monkeyp
     assert s1["note"] == "" and s4["note"].startswith("random-weight inputs")  # S4 has the CLAIP captioner
     md = render_report(report, "md")
     assert md.splitlines()[0].startswith("| system") and f"n/a ({SPICE_REASON})" in md
+    table = render_report(report, "table").splitlines()  # the terminal table numbers its reasons
+    notes = [line for line in table if line.startswith("[")]
+    assert notes == ["[1] METEOR needs Java", f"[2] {SPICE_REASON}", "[3] needs SPICE"]
+    assert "n/a [2]" in table[3] and SPICE_REASON not in "\n".join(table[:-3])
 
 
 def test_formats_and_the_paper_block(registry, fakes):
