@@ -182,8 +182,9 @@ def _bars(plt, report: Report):
             if v is None:
                 ax.text(x, 0.01, "n/a", rotation=90, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
-    ax.set_ylabel("score (0–1, higher is better)")
-    ax.set_ylim(0, 1.05)
+    top = max([row[k] for row in table.rows for k in metrics if row[k] is not None], default=1.0)
+    ax.set_ylabel("score (higher is better)")  # CIDEr-D runs to 10; the others to 1
+    ax.set_ylim(0, max(1.05, 1.1 * top))
     ax.set_title(f"{report.name}: split {report.params.get('split', 'n/a')}")
     ax.legend(title="metric", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)

@@ -118,7 +118,7 @@ def test_captions_for_new_audio_files(captioned, synth_dir, tmp_path):
     assert len(text) == 2 and all(t.strip() for t in text)
     with pytest.raises(InputError, match="cannot read audio file .*no-such.wav"):
         caption_files(registry, [run.run_id], [synth_dir / "no-such.wav"])
-    with pytest.raises(InputError, match="is empty"):
+    with pytest.raises(InputError, match="empty.wav has no samples"):
         caption_files(registry, [run.run_id], [write_wav(tmp_path / "empty.wav", seconds=0.0)])
     for weights in ([0.0], [float("nan")], [-1.0]):
         with pytest.raises(InputError, match="not a positive number"):
@@ -130,6 +130,11 @@ def test_finetune_needs_the_parents_vocabulary(captioned):
     with pytest.raises(InputError, match="vocabulary differs"):
         train_task(registry, "caption", dataset="sc", init_from=run.run_id, log=QUIET,
                    sets=(f"features='{encoded.name}'", "epochs=1", "min_word_count=3", SMALL))
+    other = train_task(registry, "clap", dataset="sc", sets=CLAP, seed=1, log=QUIET)
+    other_set = featurize(registry, "encoded", "sc", overrides={"run": other.run_id}).name
+    with pytest.raises(InputError, match="read frames of encoder run"):
+        train_task(registry, "caption", dataset="sc", init_from=run.run_id, log=QUIET,
+                   sets=(f"features='{other_set}'", "epochs=1", SMALL))
     with pytest.raises(InputError, match="is a mel set"):
         train_task(registry, "caption", dataset="sc", log=QUIET, sets=("features='mel'", "epochs=1", SMALL))
     with pytest.raises(InputError, match="select_metric must be 'cider_d'"):

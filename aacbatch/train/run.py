@@ -250,6 +250,10 @@ def _load_init(task, registry: Registry, parent_id: str, tasks: tuple[str, ...])
     different vocabulary is refused rather than silently leaving those layers random."""
     checkpoint = torch.load(checkpoint_of(registry, parent_id, tasks), map_location="cpu", weights_only=False)
     _check_vocabulary(task, checkpoint, parent_id, "give both runs the same captions with vocab_from")
+    if checkpoint.get("encoder_run") != getattr(task, "encoder_run", checkpoint.get("encoder_run")):
+        raise InputError(f"run {parent_id} read frames of encoder run {checkpoint['encoder_run']}, this run reads "
+                         f"{task.encoder_run}'s: a captioner only continues on the frames it learned (featurize "
+                         f"encoded --from-run {checkpoint['encoder_run']} for this dataset)")
     state, model = checkpoint["model"], task.model
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
