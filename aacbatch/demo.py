@@ -1,9 +1,13 @@
 """``aacbatch demo``: the whole pipeline on generated SynthCaps data.
 
-Every stage is idempotent — generation is skipped when the folder already holds the same
-recipe, ingest/split/featurize are no-ops on unchanged inputs, and training reuses a
-finished run with the same config and inputs — so a second run only re-prints. Stages are
-added here as the pipeline grows; the recipes it trains with live in ``aacbatch/recipes``.
+Stages: synthesise → ingest → re-split → log-mels → teacher tagger → tags, tokens, text
+embeddings, SD/CLIP images → five retrieval variants (pretrain → finetune) → bag-of-words
+baseline → encoded frames of four encoders → captioners (pretrain → finetune, three seeds on
+each CLAP-TAG encoder) → most-frequent-caption baseline → the eight systems → Table 1, Table 2
+and plots. Every stage is idempotent — generation is skipped when the folder already holds the
+same recipe, ingest/split/featurize are no-ops on unchanged inputs, training reuses a finished
+run with the same config and inputs, and an unchanged system is not rebuilt — so a second run
+only re-prints. The recipes it trains with live in ``aacbatch/recipes``.
 """
 
 from __future__ import annotations
