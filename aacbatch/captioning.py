@@ -141,12 +141,9 @@ def caption_split(registry: Registry, run_ids: Sequence[str], split: str, weight
                   batch_size: int = 64) -> SplitCaptions:
     """Captions of every clip of ``split`` by one run or an ensemble. Every member reads its
     own cached encoded features; decoding uses the first member's beam size and length limit."""
-    from sqlalchemy import select
-
     from aacbatch.batches import CachedBatches, Source
     from aacbatch.featurize.items import load_items
     from aacbatch.featurize.sets import cached_set
-    from aacbatch.registry.schema import Clip
 
     members = load_members(registry, run_ids)
     weights = _weights(members, weights)
@@ -161,13 +158,9 @@ def caption_split(registry: Registry, run_ids: Sequence[str], split: str, weight
                for m in members]
     texts = decode_clips([m.model for m in members], readers, np.arange(len(clips)), members[0].vocab, weights,
                          beam_size=members[0].beam_size, max_tokens=members[0].max_tokens, batch_size=batch_size)
-    with registry.transaction() as session:
-        ids = dict(session.execute(select(Clip.idx, Clip.id).where(Clip.dataset_id == items.dataset_id)).all())
-    refs: dict[int, list[str]] = {}
-    for c in items.captions:
-        refs.setdefault(c.clip_idx, []).append(c.text)
+    ids, refs = {c.idx: c.id for c in items.clips}, items.references()
     return SplitCaptions({ids[i]: t for i, t in zip(clips, texts)}, {ids[i]: refs[i] for i in clips if i in refs},
-                         {ids[c.idx]: c.name for c in items.clips})
+                         {c.id: c.name for c in items.clips})
 
 
 def evaluate_ensemble(registry: Registry, run_ids: Sequence[str], weights: Sequence[float] | None,

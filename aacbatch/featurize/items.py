@@ -25,6 +25,7 @@ class ClipItem:
     n_frames: int
     sample_rate: int
     tags: str | None
+    id: str  # registry id (predictions and captions are keyed by it)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class Items:
     clips: list[ClipItem]
     captions: list[CaptionItem]
 
+    def references(self) -> dict[int, list[str]]:
+        """Each clip's captions in caption order, keyed by clip idx (clips without any are absent)."""
+        out: dict[int, list[str]] = {}
+        for c in self.captions:
+            out.setdefault(c.clip_idx, []).append(c.text)
+        return out
+
 
 def load_items(registry: Registry, dataset: str, split: str | None = None) -> Items:
     with registry.transaction() as session:
@@ -59,6 +67,6 @@ def load_items(registry: Registry, dataset: str, split: str | None = None) -> It
         captions = session.scalars(select(Caption).where(Caption.dataset_id == ds.id).order_by(Caption.idx)).all()
         return Items(
             dataset_id=ds.id, dataset_fingerprint=ds.fingerprint, dataset_meta=ds.meta_json,
-            clips=[ClipItem(c.idx, c.name, c.path, c.n_frames, c.sample_rate, c.tags) for c in clips],
+            clips=[ClipItem(c.idx, c.name, c.path, c.n_frames, c.sample_rate, c.tags, c.id) for c in clips],
             captions=[CaptionItem(c.idx, by_id[c.clip_id], c.caption_index, c.text) for c in captions if c.clip_id in by_id],
         )

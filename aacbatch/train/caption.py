@@ -104,10 +104,6 @@ class CaptionTask:
         return self.splits[split]
 
     def _read_split(self, split: str) -> SplitData:
-        from sqlalchemy import select
-
-        from aacbatch.registry.schema import Clip
-
         items = load_items(self.registry, self.dataset, split)
         if not items.captions:
             raise InputError(f"split {split!r} of {self.dataset!r} has no captions to train or score on")
@@ -115,11 +111,7 @@ class CaptionTask:
         examples = CachedBatches({"frames": Source(self.encoded.store, "frames", "clip")}, clips,
                                  [c.idx for c in items.captions])
         _, first = np.unique(clips, return_index=True)
-        refs: dict[int, list[str]] = {}
-        for c in items.captions:
-            refs.setdefault(c.clip_idx, []).append(c.text)
-        with self.registry.transaction() as session:
-            ids = dict(session.execute(select(Clip.idx, Clip.id).where(Clip.dataset_id == items.dataset_id)).all())
+        refs, ids = items.references(), {c.idx: c.id for c in items.clips}
         order = [int(clips[r]) for r in first]
         return SplitData(examples, first, [ids[i] for i in order], [refs[i] for i in order])
 

@@ -31,10 +31,7 @@ def most_frequent_caption(texts: list[str]) -> str:
 
 def fit_frequent_caption(registry, dataset: str, cfg: FrequentCaptionConfig, recorder, run_dir) -> dict[str, dict]:
     """Pick the caption on the training split, score it on every split, store it as the checkpoint."""
-    from sqlalchemy import select
-
     from aacbatch.captioning import CaptionEvaluation
-    from aacbatch.registry.schema import Clip
     from aacbatch.train.runs import SplitResult
 
     caption = most_frequent_caption([c.text for c in load_items(registry, dataset, cfg.train_split).captions])
@@ -45,11 +42,8 @@ def fit_frequent_caption(registry, dataset: str, cfg: FrequentCaptionConfig, rec
     results = {}
     for split in cfg.eval_splits:
         items = load_items(registry, dataset, split)
-        with registry.transaction() as session:
-            ids = dict(session.execute(select(Clip.idx, Clip.id).where(Clip.dataset_id == items.dataset_id)).all())
-        references: dict[str, list[str]] = {}
-        for c in items.captions:
-            references.setdefault(ids[c.clip_idx], []).append(c.text)
+        ids = {c.idx: c.id for c in items.clips}
+        references = {ids[idx]: texts for idx, texts in items.references().items()}
         scored = CaptionEvaluation.score({k: caption for k in references}, references, registry.settings.home / "assets")
         results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions)
     recorder.final(results)
