@@ -20,14 +20,14 @@ never an attribute that concurrent writers would race on.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from aacbatch.config import Settings
 from aacbatch.errors import InputError
 
 FORMAT_VERSION = 1
@@ -49,10 +49,11 @@ class ArraySpec:
     compress: bool = True
 
 
-def fingerprint(*parts: object) -> str:
-    """Stable hash of JSON-serialisable parts (spec, source manifest, model identity)."""
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
+def cache_url(settings: Settings, dataset: str, set_name: str) -> str:
+    """Where a feature set lives: ``<cache>/<dataset>/<set>.zarr`` (a path or an fsspec URL)."""
+    if isinstance(settings.cache_dir, str):  # an fsspec URL: zarr opens it through fsspec
+        return f"{settings.cache_dir}/{dataset}/{set_name}.zarr"
+    return str(Path(settings.cache_dir) / dataset / f"{set_name}.zarr")
 
 
 def _open_group(url: str, mode: str):

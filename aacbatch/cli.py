@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from aacbatch import catalog
 from aacbatch.errors import AacbatchError
+from aacbatch.formatting import FORMATS
 
 
 class _Group(click.Group):
@@ -38,6 +40,11 @@ def _registry(ctx: click.Context):
     from aacbatch.registry.store import Registry
 
     return Registry(_settings(ctx))
+
+
+def _format_option(func):
+    """``--format``: how a table is printed (:data:`aacbatch.formatting.FORMATS`)."""
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)(func)
 
 
 def _progress(total: int, desc: str, unit: str = "clip"):
@@ -93,13 +100,14 @@ def db_status(ctx):
 @click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the query from a .sql file.")
 @click.option("--query", "named", help="Run a packaged query from sql/queries/ by name (e.g. datasets).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Bind :NAME in the query (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.option("--write", is_flag=True, help="Commit changes; without it every statement is rolled back.")
 @click.pass_context
 def sql_cmd(ctx, query, file_, named, params, fmt, write):
     """Run an SQL query against the registry, e.g. aacbatch sql "SELECT name, n_clips FROM datasets"."""
     from aacbatch.formatting import render
-    from aacbatch.registry.queries import named_query, parse_params, run_sql
+    from aacbatch.registry.queries import named_query, run_sql
+    from aacbatch.typed import parse_params
 
     given = [x for x in (query, file_, named) if x]
     if len(given) != 1:
@@ -114,7 +122,7 @@ def sql_cmd(ctx, query, file_, named, params, fmt, write):
 # --- data ----------------------------------------------------------------------------------
 
 @cli.command()
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["clotho", "audiocaps", "macs", "wavcaps", "folder"]))
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(catalog.INGEST_FORMATS))
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Dataset name in the registry.")
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder, when not where the format expects it.")
@@ -122,7 +130,7 @@ def sql_cmd(ctx, query, file_, named, params, fmt, write):
 @click.option("--replace", is_flag=True, help="Overwrite a dataset of this name whose content differs.")
 @click.pass_context
 def ingest(ctx, fmt, path, name, audio_dir, limit, replace):
-    """Register a corpus (FORMAT: clotho, audiocaps, macs, wavcaps, folder) found at PATH."""
+    """Register a corpus found at PATH (FORMAT: its layout, one of the choices above)."""
     from aacbatch.data.ingest import ingest as run_ingest
 
     result = run_ingest(_registry(ctx), fmt, path, name=name, audio_dir=audio_dir, limit=limit, replace=replace,
@@ -214,7 +222,7 @@ def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets
       aacbatch featurize encoded --dataset clotho --from-run CLAP_RUN_ID
     """
     from aacbatch.featurize.job import featurize as run_featurize, parse_shard
-    from aacbatch.config import parse_pairs
+    from aacbatch.typed import parse_pairs
 
     overrides = parse_pairs(sets) | ({"run": from_run} if from_run else {})
     result = run_featurize(_registry(ctx), spec, dataset, split=split, shard=parse_shard(shard), workers=workers,
@@ -233,7 +241,7 @@ def features():
 
 @features.command("list")
 @click.option("--dataset", help="Only this dataset.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.pass_context
 def features_list(ctx, dataset, fmt):
     """Feature sets in the registry with their status and path."""
@@ -260,10 +268,8 @@ def features_show(ctx, name, dataset):
 # --- training ------------------------------------------------------------------------------
 
 @cli.command("train")
-@click.option("--task", type=click.Choice(["tagger", "bow", "clap", "clap_tag", "claip", "claip_tag", "caption",
-                                           "frequent_caption"]),
-              help="What to train (bow / frequent_caption: the retrieval / captioning baselines; caption: from an "
-                   "encoded set).")
+@click.option("--task", type=click.Choice(list(catalog.TASKS)), metavar="TASK",
+              help="What to train: " + "; ".join(f"{t.name}: {t.summary}" for t in catalog.TASKS.values()) + ".")
 @click.option("--dataset", help="Registered dataset (its feature sets are the inputs).")
 @click.option("--config", "config", help="Recipe TOML (a path or a name in aacbatch/recipes/).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
@@ -286,7 +292,7 @@ def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse, 
                         init_from=init_from, resume=resume, reuse=reuse, log=click.echo)
     if world()[0] != 0:
         return  # under torchrun, rank 0 reports
-    from aacbatch.train.runs import final_reasons
+    from aacbatch.registry.runs import final_reasons
 
     for split, metrics in result.final.items():
         shown = _shown(metrics, final_reasons(_registry(ctx), result.run_id, split))
@@ -304,9 +310,9 @@ def evaluate():
 @click.pass_context
 def evaluate_retrieval(ctx, run_id, splits):
     """Score a run's best checkpoint on splits; scores and the similarity matrix go to the registry."""
-    from aacbatch.train.run import RETRIEVAL, evaluate_run
+    from aacbatch.train.run import evaluate_run
 
-    for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits), (*RETRIEVAL, "tagger")).items():
+    for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits), ("retrieval", "tagging")).items():
         click.echo(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None))
 
 
@@ -317,7 +323,7 @@ def evaluate_retrieval(ctx, run_id, splits):
 def evaluate_caption(ctx, run_id, splits):
     """Caption a split with a run's best checkpoint and score it; scores and captions go to the registry."""
     from aacbatch.train.run import evaluate_run
-    from aacbatch.train.runs import final_reasons
+    from aacbatch.registry.runs import final_reasons
 
     registry = _registry(ctx)
     for split, values in evaluate_run(registry, run_id, tuple(splits), ("caption",)).items():
@@ -336,7 +342,7 @@ def _shown(values: dict, reasons: dict) -> str:
               help="Caption run (repeat for an ensemble: per-step log-probabilities are averaged).")
 @click.option("--weight", "weights", multiple=True, type=float, help="Ensemble weight per --run, in order.")
 @click.option("--split", help="Caption every clip of this split of the runs' dataset instead of files.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.pass_context
 def caption_cmd(ctx, audio, run_ids, weights, split, fmt):
     """Caption audio files (any rate/channels) or a dataset split with trained captioners.
@@ -425,7 +431,7 @@ def system_build(ctx, name, query_file, params, splits):
       aacbatch system build retrieval_s1 --param split=eval     # select on eval, as the paper did
       aacbatch system build my_top2 --query top2.sql --param k=2
     """
-    from aacbatch.registry.queries import parse_params
+    from aacbatch.typed import parse_params
     from aacbatch.systems import build_system
 
     result = build_system(_registry(ctx), name, query_file=query_file, params=parse_params(params), splits=splits)
@@ -442,7 +448,7 @@ def system_build(ctx, name, query_file, params, splits):
 
 
 @system.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.pass_context
 def system_list(ctx, fmt):
     """Systems with their kind, members and headline scores."""
@@ -476,7 +482,7 @@ def system_show(ctx, name):
 @cli.command("report")
 @click.argument("name")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a report parameter (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to this file instead of printing it.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw it as a PNG (table1, table2, curves).")
 @click.option("--with-paper", is_flag=True, help="Add the paper's published numbers (table1, table2), labelled as the paper's.")
@@ -490,7 +496,7 @@ def report(ctx, name, params, fmt, out, plot, with_paper):
       aacbatch report table2 --format md --out table2.md
       aacbatch report curves --param task=clap_tag --plot curves.png
     """
-    from aacbatch.registry.queries import parse_params
+    from aacbatch.typed import parse_params
     from aacbatch.reports import plot_report, render_report, run_report
 
     result = run_report(_registry(ctx), name, parse_params(params), with_paper=with_paper)
@@ -511,7 +517,7 @@ def _model_options(func):
     """``--run`` / ``--system``: the model of an index (``index``, ``search``)."""
     func = click.option("--system", metavar="NAME",
                         help="A retrieval system: the weighted mean of its members' similarities.")(func)
-    return click.option("--run", "run_id", metavar="RUN_ID", help="A retrieval run (clap, clap_tag, claip, claip_tag).")(func)
+    return click.option("--run", "run_id", metavar="RUN_ID", help="A retrieval run (full id or unique prefix): " + ", ".join(catalog.tasks_where(family="retrieval")) + ".")(func)
 
 
 @cli.command("index")
@@ -548,7 +554,7 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, r
 @click.argument("query")
 @click.option("--index", "index_name", required=True, help="Index to search (see `aacbatch index`).")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of files to list.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 @_model_options
 @click.pass_context
 def search_cmd(ctx, query, index_name, k, fmt, run_id, system):

@@ -25,3 +25,10 @@ class RegistryBusy(AacbatchError):
     """The registry stayed locked by another process for longer than the retry timeout."""
 
     exit_code = 75  # EX_TEMPFAIL: trying again later may succeed
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (of the database's own error for a wrapped
+    SQLAlchemy one), or its type name: what a one-line error quotes from a library."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -5,7 +5,7 @@ be drawn, a plot kind (``-- plot: bars`` for one group of bars per row and one b
 column, ``-- plot: curves`` for long rows of run label, metric, epoch and value). A column
 ``X_reason`` explains NULLs of column ``X``: the two are shown as one cell, ``n/a (reason)``.
 
-The paper's published numbers (DESIGN.md, "Reference numbers") live in one data file,
+The paper's published numbers (its Tables 1 and 2, Clotho evaluation split) live in one data file,
 ``sql/reports/paper_reference.csv``, and are only ever shown in their own block labelled as
 the paper's — never mixed into rows computed from the registry.
 """

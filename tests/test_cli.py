@@ -37,7 +37,7 @@ def test_ingest_split_sql_round_trip(tmp_path):
     assert json.loads(out.output) == [{"name": "c", "n_clips": 12}]
     assert "development=6" in run(home, "sql", "--query", "datasets").output
     status = run(home, "db", "status").output
-    assert "revision 0002, head 0002" in status and "up to date" in status
+    assert "revision 0003, head 0003" in status and "up to date" in status
 
 
 def test_errors_are_one_line_with_nonzero_exit(tmp_path):
@@ -54,5 +54,5 @@ def test_errors_are_one_line_with_nonzero_exit(tmp_path):
 def test_db_url_flag_selects_another_registry(tmp_path):
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     result = CliRunner().invoke(cli, ["--db", url, "db", "upgrade"])
-    assert result.exit_code == 0 and f"{url}: schema at revision 0002" in result.output
+    assert result.exit_code == 0 and f"{url}: schema at revision 0003" in result.output
     assert (tmp_path / "r.sqlite").is_file()

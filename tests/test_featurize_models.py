@@ -11,7 +11,7 @@ from aacbatch.cache import FeatureStore
 from aacbatch.errors import InputError
 from aacbatch.featurize.job import featurize
 from aacbatch.featurize.sets import cached_set
-from aacbatch.models.cnn14 import load_tagger
+from aacbatch.models.checkpoints import load_tagger
 from aacbatch.registry.queries import run_sql
 from aacbatch.train.run import train_task
 

@@ -35,7 +35,7 @@ def _duckdb_schema(conn) -> dict:
         "SELECT c.table_name, c.column_name, c.is_nullable, c.data_type FROM information_schema.columns c "
         "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
         "WHERE c.table_schema = 'main' AND c.table_name <> 'alembic_version' "
-        "AND t.table_type = 'BASE TABLE'")).all()  # views (migration 0002) are not models
+        "AND t.table_type = 'BASE TABLE'")).all()  # views (migrations 0002, 0003) are not models
     indexes = conn.execute(text("SELECT table_name, index_name, is_unique FROM duckdb_indexes()")).all()
     uniques = conn.execute(text(
         "SELECT table_name, constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'UNIQUE'")).all()
@@ -93,7 +93,7 @@ def test_first_use_upgrades_and_status_reports_head(registry):
     with registry.transaction() as session:
         assert session.query(Dataset).count() == 0
     after = registry.status()
-    assert after["current"] == migrate.head_revision() == "0002" and after["up_to_date"]
+    assert after["current"] == migrate.head_revision() == "0003" and after["up_to_date"]
 
 
 def _hold_lock(path, seconds: float) -> subprocess.Popen:

@@ -292,7 +292,8 @@ def test_interrupted_index_keeps_the_registered_version_and_resumes(ws, tmp_path
 def test_versions_switch_in_the_registry_and_a_concurrent_switch_is_refused(registry, tmp_path):
     """The registry side alone, on both backends: a hand-written version is registered, listed
     and loaded; a run planned from an outdated version cannot switch the index."""
-    from aacbatch.cache import FeatureStore, fingerprint
+    from aacbatch.cache import FeatureStore
+    from aacbatch.hashing import fingerprint
     from aacbatch.search.index import index_arrays, register_version
 
     def version(tag: str, n: int) -> FeatureStore:

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from aacbatch.data.ingest import ingest
 from aacbatch.errors import InputError
 from aacbatch.formatting import render
-from aacbatch.registry.queries import named_query, parse_params, placeholders, run_sql
+from aacbatch.registry.queries import named_query, placeholders, run_sql
+from aacbatch.typed import parse_params
 from aacbatch.registry.schema import Dataset, FeatureSet
 
 pytestmark = pytest.mark.backends("duckdb", "postgresql")
@@ -87,7 +88,7 @@ def test_render_formats():
 
 
 def test_scores_keep_double_precision(registry):
-    from aacbatch.train.runs import RunRecorder
+    from aacbatch.registry.runs import RunRecorder
 
     recorder = RunRecorder.start(registry, task="tagger", config={}, dataset_id=None, parent_run_id=None,
                                  feature_sets=[], seed=0, random_weights=False)

@@ -5,8 +5,6 @@ their reasons and captions, rebuilds are no-ops, and bad input leaves no system 
 from __future__ import annotations
 
 import os
-import sys
-import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +14,7 @@ from sqlalchemy import func, select
 from aacbatch.errors import InputError, NotFoundError
 from aacbatch.evaluate.retrieval import audio_to_text_metrics, retrieval_metrics
 from aacbatch.registry.schema import Prediction, Score, System, SystemMember
+from aacbatch import systems
 from aacbatch.systems import build_system, list_systems, show_system
 from registry_fakes import RELEVANT, fill, write_similarity
 
@@ -181,7 +180,7 @@ def fake_ensembles(monkeypatch) -> list[tuple]:
                               {"spice": "SPICE needs stanford-corenlp-3.6.0.jar: aacbatch metrics install --from DIR"},
                               {"clip-1": f"{n} models hear a dog", "clip-2": f"{n} models hear rain"})
 
-    monkeypatch.setitem(sys.modules, "aacbatch.captioning", types.SimpleNamespace(evaluate_ensemble=evaluate_ensemble))
+    monkeypatch.setattr(systems, "evaluate_ensemble", evaluate_ensemble)
     return calls
 
 

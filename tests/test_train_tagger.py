@@ -9,7 +9,7 @@ import torch
 from aacbatch.errors import InputError, NotFoundError
 from aacbatch.evaluate.tagging import average_precision, mean_average_precision
 from aacbatch.registry.queries import run_sql
-from aacbatch.config import parse_value
+from aacbatch.typed import parse_value
 from aacbatch.train.config import load_config
 from aacbatch.train.run import train_task
 from aacbatch.train.tagger import TaggerConfig

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aacbatch.data.audio import AudioInfo, probe
+from aacbatch.audio.files import AudioInfo, probe
 from aacbatch.errors import InputError
 
 # Real captions are sentences (Clotho's longest is ~20 words); a caption this long is almost

@@ -1,4 +1,4 @@
-"""Caption metrics: METEOR, CIDEr-D, SPICE, SPIDEr and SPIDEr-FL with DESIGN.md's definitions.
+"""Caption metrics: METEOR, CIDEr-D, SPICE, SPIDEr and SPIDEr-FL as the DCASE challenge computes them.
 
 Candidates and references are PTB-tokenised once, as pycocoevalcap and aac-metrics do it
 (:mod:`aacbatch.evaluate.ptb`), and the same tokens go to every metric. Each metric is a small
@@ -53,6 +53,25 @@ class CaptionScores:
     corpus: dict[str, float | None]
     reasons: dict[str, str]
     per_item: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class CaptionEvaluation:
+    """Generated captions (clip id → text) scored with every caption metric: corpus values
+    (None where an asset is missing) and why."""
+
+    metrics: dict[str, float | None]
+    reasons: dict[str, str]
+    captions: dict[str, str]
+
+    @classmethod
+    def score(cls, captions: dict[str, str], references: dict[str, list[str]], assets_dir: Path) -> "CaptionEvaluation":
+        empty = [k for k, v in captions.items() if not v.strip()]
+        if empty:  # a model can emit END first; score it as the empty caption it is, visibly
+            raise InputError(f"the captioner produced an empty caption for {len(empty)} clip(s) (e.g. {empty[0]}): "
+                             "train it longer or check its inputs")
+        scores = caption_metrics(captions, references, assets_dir=assets_dir)
+        return cls(scores.corpus, scores.reasons, captions)
 
 
 def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], *,

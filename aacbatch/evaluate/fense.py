@@ -22,12 +22,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-if TYPE_CHECKING:
-    import torch
+from aacbatch.models.checkpoints import load_file
 
 CHECKPOINT = "echecker_clotho_audiocaps_base.ckpt"
 CHECKPOINT_SHA256 = "1a719f090af70614bbdb9f9437530b7e133c48cfa4a58d964de0d47fc974a2fa"  # FENSE release V0.1
@@ -61,7 +60,6 @@ class FluencyErrors:
 
     def compute(self, candidates: Sequence[str]) -> np.ndarray:
         """Boolean array: True where the "error" probability exceeds 0.9."""
-        import torch
         from transformers import AutoTokenizer
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -80,10 +78,9 @@ class FluencyErrors:
 
     def _load(self, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(BertModel, linear head) with the checkpoint's weights, in eval mode on ``device``."""
-        import torch
         from transformers import AutoConfig, AutoModel
 
-        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        saved = load_file(self.checkpoint)
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(self.bert))
         head = torch.nn.Linear(encoder.config.hidden_size, int(saved["num_classes"]))
         # Older transformers saved buffers such as position_ids that today's BertModel rebuilds instead.

@@ -1,4 +1,4 @@
-"""Text-to-audio retrieval metrics with DESIGN.md's exact definitions.
+"""Text-to-audio retrieval metrics, defined exactly (and tested against brute force).
 
 For query ``q`` whose one relevant audio sits at 0-based rank ``r``: ``R@k = mean[r < k]`` and
 ``mAP@10 = mean[1/(r+1) if r < 10 else 0]`` (with one relevant item, average precision is the

@@ -5,22 +5,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from sqlalchemy import select
-
 from aacbatch.cache import FeatureStore
-from aacbatch.data.register import dataset_by_name
 from aacbatch.errors import NotFoundError
-from aacbatch.registry.schema import FeatureSet
+from aacbatch.registry.features import feature_set_names, find_feature_set
 from aacbatch.registry.store import Registry
 
 
 def describe(registry: Registry, dataset: str, name: str) -> dict:
-    with registry.transaction() as session:
-        ds = dataset_by_name(session, dataset)
-        row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == name))
-        if row is None:
-            known = ", ".join(session.scalars(select(FeatureSet.name).where(FeatureSet.dataset_id == ds.id))) or "none"
-            raise NotFoundError(f"no feature set {name!r} for dataset {dataset!r} (known: {known}); run `aacbatch featurize`")
+    row = find_feature_set(registry, dataset, name)
+    if row is None:
+        known = ", ".join(feature_set_names(registry, dataset)) or "none"
+        raise NotFoundError(f"no feature set {name!r} for dataset {dataset!r} (known: {known}); run `aacbatch featurize`")
     store = FeatureStore.open(row.path)
     done = store.group["done"][:]
     return {

@@ -9,23 +9,24 @@ only when every block of every shard is done.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import time
-from contextlib import contextmanager
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import select
 
-from aacbatch.cache import FeatureStore, fingerprint
-from aacbatch.config import Settings
+from aacbatch import catalog
+from aacbatch.cache import FeatureStore, cache_url
+from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
-from aacbatch.featurize.items import load_items
 from aacbatch.featurize.kinds import Context, FeatureKind, kind_class
 from aacbatch.featurize.spec import Spec, load_spec
-from aacbatch.registry.schema import FeatureSet, utcnow
+from aacbatch.hashing import fingerprint
+from aacbatch.registry.features import record_feature_set
+from aacbatch.registry.runs import exact_ref
 from aacbatch.registry.store import Registry
 
 SHARD_WAIT_S = 600.0
@@ -53,13 +54,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def cache_url(settings: Settings, dataset: str, set_name: str) -> str:
-    """Where a feature set lives: ``<cache>/<dataset>/<set>.zarr`` (a path or an fsspec URL)."""
-    if isinstance(settings.cache_dir, str):  # an fsspec URL: zarr opens it through fsspec
-        return f"{settings.cache_dir}/{dataset}/{set_name}.zarr"
-    return str(Path(settings.cache_dir) / dataset / f"{set_name}.zarr")
-
-
 def featurize(
     registry: Registry,
     spec_name: str,
@@ -77,7 +71,7 @@ def featurize(
     """Compute (or finish) one feature set; ``name`` overrides the registry name, which is
     otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended."""
     settings = registry.settings
-    spec = load_spec(spec_name, overrides)
+    spec = _exact_runs(registry, load_spec(spec_name, overrides))
     context = Context(settings=settings, dataset=dataset)
     kind = kind_class(spec.kind)(spec.params, context)
     items = load_items(registry, dataset, split)
@@ -116,6 +110,15 @@ def featurize(
                 "complete" if complete else "partial", len(todo) if complete else None)
     return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
                            random_weights)
+
+
+def _exact_runs(registry: Registry, spec: Spec) -> Spec:
+    """The spec with every run it names (``teacher=``, ``run=``) as a full id, so a prefix and
+    the full id give the same feature set."""
+    params = dict(spec.params)
+    for param, role in catalog.feature_kind(spec.kind).run_params:
+        params[param] = exact_ref(registry, params[param], catalog.tasks_where(**{role: True}), f"run given as {param}=")
+    return replace(spec, params=params)
 
 
 @contextmanager
@@ -207,8 +210,6 @@ def _run_blocks(store, kind, todo, pending, workers, skip_bad, spec: Spec, conte
         for block in pending:
             yield block, _compute_block(store, kind, todo, block, skip_bad)
         return
-    import multiprocessing as mp
-
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(store.url, spec.kind, spec.params, context, todo, skip_bad)) as pool:
         yield from pool.map(_worker_block, pending)
@@ -216,14 +217,7 @@ def _run_blocks(store, kind, todo, pending, workers, skip_bad, spec: Spec, conte
 
 def _record(registry: Registry, dataset_id: str, spec: Spec, meta: dict, url: str, identity, status: str,
             n_items: int | None) -> None:
-    with registry.transaction() as session:
-        row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == dataset_id, FeatureSet.name == meta["name"]))
-        fields = dict(kind=spec.kind, fingerprint=meta["fingerprint"], spec_json=json.dumps(spec.canonical()),
-                      model_identity=json.dumps(identity) if identity is not None else None,
-                      random_weights=_random_weights(identity), path=url,
-                      status=status, n_items=n_items, updated_at=utcnow())
-        if row is None:
-            session.add(FeatureSet(name=meta["name"], dataset_id=dataset_id, **fields))
-        elif not (row.status == "complete" and status != "complete" and row.fingerprint == meta["fingerprint"]):
-            for key, value in fields.items():
-                setattr(row, key, value)
+    record_feature_set(registry, dataset_id, meta["name"], dict(
+        kind=spec.kind, fingerprint=meta["fingerprint"], spec_json=json.dumps(spec.canonical()),
+        model_identity=json.dumps(identity) if identity is not None else None,
+        random_weights=_random_weights(identity), path=url, status=status, n_items=n_items))

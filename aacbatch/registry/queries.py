@@ -1,7 +1,8 @@
 """Run user and packaged SQL against the registry with bound parameters.
 
 Values from the command line are always bound (``:name`` placeholders), never spliced
-into the text. Numeric-looking values are bound as numbers so ``LIMIT :k`` works.
+into the text. Numeric-looking values are bound as numbers so ``LIMIT :k`` works, and
+``--param year:str=2024`` binds a string where a database needs one (:mod:`aacbatch.typed`).
 Queries run in a transaction that is rolled back unless ``write=True``.
 """
 
@@ -16,41 +17,23 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from aacbatch.errors import InputError
 from aacbatch.registry.store import Registry
 from aacbatch.resources import resource_dir
+from aacbatch.typed import typed_value
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-_NAME = re.compile(r"^[A-Za-z_]\w*$")
-_DECLARED = re.compile(r"^--\s*param:\s*([A-Za-z_]\w*)\s*=\s*(.*?)\s*$", re.MULTILINE)
+_DECLARED = re.compile(r"^--\s*param:\s*([A-Za-z_]\w*)(?::(\w+))?\s*=\s*(.*?)\s*$", re.MULTILINE)
 _ERROR_LINE = re.compile(r"^LINE (\d+):", re.MULTILINE)
 _STRING_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*")
 
 
-def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, object]:
-    """``["k=4", "split=val"]`` → ``{"k": 4, "split": "val"}``."""
-    params: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not _NAME.match(key):
-            raise InputError(f"--param {pair!r}: expected NAME=VALUE with NAME a plain identifier")
-        params[key] = _coerce(value)
-    return params
-
-
-def _coerce(value: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
 def declared_params(sql: str) -> dict[str, object]:
-    """Parameter defaults a query file declares in comment lines, ``-- param: split = val``.
+    """Parameter defaults a query file declares in comment lines, ``-- param: split = val``
+    (typed like ``--param``: ``-- param: year:str = 2024``).
 
     They make packaged queries runnable without flags; ``NULL`` declares a None default (the
     query then needs a typed placeholder such as ``CAST(:dataset AS VARCHAR)`` for PostgreSQL).
     """
-    return {name: None if value == "NULL" else _coerce(value) for name, value in _DECLARED.findall(sql)}
+    return {name: None if value == "NULL" else typed_value(name, type_name or None, value, "-- param:")
+            for name, type_name, value in _DECLARED.findall(sql)}
 
 
 def placeholders(sql: str) -> list[str]:

@@ -201,6 +201,21 @@ class System(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class TaskRow(Base):
+    """The catalog's facts about one task (:mod:`aacbatch.catalog`), for SQL: views join this
+    table instead of naming tasks. ``db upgrade`` (and the first use of a registry) fills it."""
+
+    __tablename__ = "tasks"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    family: Mapped[str] = mapped_column(String(32), nullable=False)
+    output: Mapped[str] = mapped_column(String(32), nullable=False)
+    select_metric: Mapped[str] = mapped_column(String(64), nullable=False)
+    tag_loss: Mapped[bool] = mapped_column(Boolean, nullable=False)  # trains with the tag regression term
+    image_loss: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    encoder: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    ensemble: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
 class SystemMember(Base):
     __tablename__ = "system_members"
     __table_args__ = (UniqueConstraint("system_id", "rank"),)

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from aacbatch.config import Settings
-from aacbatch.errors import AacbatchError, RegistryBusy
+from aacbatch.errors import AacbatchError, RegistryBusy, first_line
+from aacbatch.registry import migrate
 
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked")
 
@@ -89,7 +90,7 @@ class Registry:
                 return self.engine.connect()
             except (OperationalError, DBAPIError) as exc:
                 if not _is_lock_error(exc):
-                    raise AacbatchError(f"cannot open registry {self.url}: {_first_line(exc)}") from exc
+                    raise AacbatchError(f"cannot open registry {self.url}: {first_line(exc)}") from exc
                 if time.monotonic() >= deadline:
                     raise RegistryBusy(
                         f"registry busy: {self.url} stayed locked by another process for "
@@ -119,31 +120,30 @@ class Registry:
             session.flush()
 
     def _ensure_schema(self, conn: Connection) -> None:
-        from aacbatch.registry import migrate
-
         head = migrate.head_revision()
         for attempt in range(3):
             current = migrate.current_revision(conn)
+            synced = current == head and migrate.catalog_in_sync(conn)
             conn.rollback()  # end the read's implicit transaction before the upgrade's own
-            if current == head:
+            if synced:
                 break
             try:
                 with conn.begin():
-                    migrate.upgrade(conn)
+                    if current != head:
+                        migrate.upgrade(conn)
+                    migrate.sync_catalog(conn)
                 break
             except DBAPIError:
-                # On a database server several processes can upgrade a fresh registry at once;
-                # all but the first then fail on the catalog's unique keys (e.g. PostgreSQL's
-                # "duplicate key ... pg_type_typname_nsp_index"). Look again: the winner's schema
-                # is the one wanted. A genuine failure repeats and is raised.
+                # On a database server several processes can upgrade a fresh registry (or fill
+                # its tasks table) at once; all but the first then fail on unique keys (e.g.
+                # PostgreSQL's "duplicate key ... pg_type_typname_nsp_index"). Look again: the
+                # winner's schema is the one wanted. A genuine failure repeats and is raised.
                 if attempt == 2:
                     raise
         self._schema_checked = True
 
     def status(self) -> dict:
         """Current and head revision without upgrading anything."""
-        from aacbatch.registry import migrate
-
         with self.connection(upgrade=False) as conn:
             current = migrate.current_revision(conn)
         head = migrate.head_revision()
@@ -154,8 +154,3 @@ class Registry:
         with self.connection():
             pass
         return self.status()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
-    return text.strip().splitlines()[0]

@@ -24,10 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from aacbatch.cache import FeatureStore
 from aacbatch.errors import InputError, NotFoundError
+from aacbatch.registry.indexes import Registered, registered_index
 from aacbatch.registry.store import Registry
-from aacbatch.search.index import Registered, describe, known_indexes, registered_index
+from aacbatch.search.encoders import load_encoders, members, resolve_model
+from aacbatch.search.index import describe, known_indexes
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,6 @@ def find_index(registry: Registry, name: str) -> Registered:
 
 def load_index(registry: Registry, name: str) -> LoadedIndex:
     """The current version of index ``name``, read whole."""
-    from aacbatch.cache import FeatureStore
-
     found = find_index(registry, name)
     store = FeatureStore.open(found.feature_set.path)
     bad = store.bad_items()
@@ -99,8 +101,6 @@ def rank(embeddings: Sequence[np.ndarray], queries: Sequence[np.ndarray], weight
 
     ``embeddings[m]`` (n, E_m) float16 and ``queries[m]`` (E_m,) are member m's unit vectors.
     """
-    import torch
-
     w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
     n = len(embeddings[0])
     coarse = torch.zeros(n, dtype=torch.float32)
@@ -126,8 +126,6 @@ class Searcher:
     def open(cls, registry: Registry, name: str, run: str | None = None, system: str | None = None) -> "Searcher":
         """Load index ``name`` and the run(s) that built it. ``run``/``system``, when given,
         must be what built it: embeddings of one model mean nothing to another's queries."""
-        from aacbatch.search.encoders import load_encoders, members, resolve_model
-
         index = load_index(registry, name)
         built_with = list(zip(index.spec["runs"], index.spec["weights"]))
         if run is not None or system is not None:
@@ -173,8 +171,6 @@ class Searcher:
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -9,6 +9,9 @@ never names a path, ids not in the index are 404, and the page uses no external 
 
 from __future__ import annotations
 
+from flask import Flask, abort, render_template, request, send_file
+from werkzeug.serving import make_server as werkzeug_server
+
 from aacbatch.errors import InputError
 from aacbatch.search.index import describe
 from aacbatch.search.query import Searcher
@@ -18,9 +21,7 @@ MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".mp3":
 MAX_K = 100
 
 
-def create_app(searcher: Searcher):
-    from flask import Flask, abort, render_template, request, send_file
-
+def create_app(searcher: Searcher) -> Flask:
     app = Flask(__name__, static_folder=None)  # no /static route: only the page and indexed audio
     index = searcher.index
 
@@ -49,8 +50,6 @@ def create_app(searcher: Searcher):
 
 def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000):
     """A threaded WSGI server for the page (``port=0`` picks a free port: ``server.server_port``)."""
-    from werkzeug.serving import make_server as werkzeug_server
-
     try:
         return werkzeug_server(host, port, create_app(searcher), threaded=True)
     except OSError as exc:

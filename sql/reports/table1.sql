@@ -10,7 +10,7 @@ WITH target AS (
 ),
 baseline AS (
     SELECT run_id FROM run_info
-    WHERE task = 'bow' AND status = 'finished' AND dataset = (SELECT dataset FROM target)
+    WHERE family = 'baseline' AND output = 'retrieval' AND status = 'finished' AND dataset = (SELECT dataset FROM target)
     ORDER BY finished_at DESC, run_id
     LIMIT 1
 ),

@@ -11,7 +11,7 @@ WITH target AS (
 ),
 baseline AS (
     SELECT run_id FROM run_info
-    WHERE task = 'frequent_caption' AND status = 'finished' AND dataset = (SELECT dataset FROM target)
+    WHERE family = 'baseline' AND output = 'caption' AND status = 'finished' AND dataset = (SELECT dataset FROM target)
     ORDER BY finished_at DESC, run_id
     LIMIT 1
 ),

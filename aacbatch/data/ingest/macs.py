@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from aacbatch.data.ingest.tables import index_audio
 from aacbatch.data.manifest import ClipEntry, Manifest
 from aacbatch.errors import InputError
 
 
 def parse(path: Path, *, audio_dir: Path | None = None, limit: int | None = None) -> Manifest:
-    import yaml
-
     listing = path / "MACS.yaml" if path.is_dir() else path
     folder = listing.parent
     if not listing.is_file():

@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from aacbatch.data.audio import AUDIO_SUFFIXES
+from aacbatch.audio.files import AUDIO_SUFFIXES
 from aacbatch.errors import InputError
 
 

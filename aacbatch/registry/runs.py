@@ -1,22 +1,30 @@
-"""A run's rows in the registry: created at start, scores per epoch, checkpoints, finish.
+"""Runs in the registry: the one run-id resolver, a run's rows (scores, predictions,
+checkpoints, status) and the lookups other layers need.
 
-Each write is its own short transaction, so a long training run never holds the registry
-and other processes (featurize shards, other runs, queries) interleave freely.
+Every option that takes a run (``--run``, ``--from-run``, ``--init-from``, ``--resume``,
+``teacher=``, ``audio_init=``, ``--caption-run``) goes through :func:`get_run`, so the
+8-character prefixes that every command prints work everywhere. Each write is its own short
+transaction, so a long training run never holds the registry and other processes
+(featurize shards, other runs, queries) interleave freely.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass, field
 import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
-from aacbatch.errors import NotFoundError
+from aacbatch.errors import InputError, NotFoundError
 from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, new_id, utcnow
 from aacbatch.registry.store import Registry
+
+MIN_PREFIX = 4  # shorter prefixes match too much to be what a user meant
+LIST_RUNS = "`aacbatch sql \"SELECT id, task, status FROM runs\"`"
 
 
 def git_revision() -> str | None:
@@ -28,16 +36,80 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def get_run(registry: Registry, run_id: str) -> Run:
-    with registry.transaction() as session:
-        run = session.get(Run, run_id)
-        if run is None:
-            matches = session.scalars(select(Run).where(Run.id.like(f"{run_id}%"))).all() if len(run_id) >= 4 else []
-            if len(matches) == 1:
-                return matches[0]
-            raise NotFoundError(f"unknown run id {run_id!r}: list runs with "
-                                "`aacbatch sql \"SELECT id, task, status FROM runs\"`")
+def find_run(session, ref: str) -> Run:
+    """The run whose id is ``ref`` or starts with it (a unique prefix of ≥ 4 characters)."""
+    ref = ref.strip()
+    run = session.get(Run, ref)
+    if run is not None:
         return run
+    matches = session.scalars(select(Run).where(Run.id.like(f"{ref}%")).order_by(Run.started_at, Run.id)
+                              .limit(6)).all() if len(ref) >= MIN_PREFIX and "%" not in ref and "_" not in ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(f"{m.id} ({m.task})" for m in matches[:5])
+        raise InputError(f"run id prefix {ref!r} is ambiguous: it matches {shown}"
+                         f"{' and more' if len(matches) > 5 else ''}; give more characters")
+    raise NotFoundError(f"unknown run id {ref!r}: list runs with {LIST_RUNS}")
+
+
+def get_run(registry: Registry, ref: str) -> Run:
+    """:func:`find_run` in its own transaction (the row is detached and safe to read after)."""
+    with registry.transaction() as session:
+        return find_run(session, ref)
+
+
+def runs_by_id(registry: Registry, ids: Sequence[str]) -> dict[str, Run]:
+    with registry.transaction() as session:
+        return {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(list(ids))))}
+
+
+def best_checkpoint(registry: Registry, ref: str, tasks: Sequence[str], what: str = "run") -> tuple[Run, Path]:
+    """The run ``ref`` (full id or prefix) and its best checkpoint file.
+
+    The run's task must be one of ``tasks`` and the file must exist; ``what`` names the role
+    in the error (e.g. "encoder run")."""
+    with registry.transaction() as session:
+        run = find_run(session, ref)
+        best = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == run.id, Checkpoint.is_best))
+    if run.task not in tasks:
+        raise InputError(f"run {run.id} is a {run.task} run; expected {' or '.join(tasks)} (as the {what})")
+    if best is None or not Path(best).is_file():
+        raise InputError(f"run {run.id} ({run.status}) has no best checkpoint on disk ({best}): did it finish?")
+    return run, Path(best)
+
+
+def checkpoint_file(registry: Registry, ref: str, tasks: Sequence[str], what: str = "run") -> tuple[str | None, Path]:
+    """``ref`` as an existing checkpoint file (run id None), or a run's best checkpoint."""
+    path = Path(ref)
+    if path.is_file():
+        return None, path
+    try:
+        run, best = best_checkpoint(registry, ref, tasks, what)
+    except NotFoundError:
+        raise InputError(f"{ref!r} is neither a checkpoint file nor a registered run id") from None
+    return run.id, best
+
+
+def exact_ref(registry: Registry, ref: str, tasks: Sequence[str], what: str = "run") -> str:
+    """A run reference made exact before it is recorded or fingerprinted: a checkpoint file
+    stays as given, a run id or unique prefix becomes the full id of a run of ``tasks``."""
+    run_id, _ = checkpoint_file(registry, ref, tasks, what) if ref else (None, None)
+    return run_id or ref
+
+
+def best_checkpoints(registry: Registry, ids: Sequence[str]) -> dict[str, Checkpoint]:
+    with registry.transaction() as session:
+        return {c.run_id: c for c in session.scalars(select(Checkpoint).where(Checkpoint.run_id.in_(list(ids)),
+                                                                            Checkpoint.is_best))}
+
+
+def artifacts(registry: Registry, ids: Sequence[str], kind: str, splits: Sequence[str]) -> dict[tuple[str, str], Prediction]:
+    """Split-level artifact rows (e.g. ``similarity`` matrices) of runs, by (run id, split)."""
+    with registry.transaction() as session:
+        return {(p.run_id, p.split): p for p in session.scalars(
+            select(Prediction).where(Prediction.run_id.in_(list(ids)), Prediction.kind == kind,
+                                     Prediction.split.in_(list(splits))))}
 
 
 def find_finished(registry: Registry, task: str, config: dict, feature_sets: list[dict],
@@ -149,11 +221,6 @@ class RunRecorder:
             run.status = status
             run.error = error
             run.finished_at = utcnow() if status in ("finished", "failed") else None
-
-    def best_checkpoint(self) -> Path | None:
-        with self.registry.transaction() as session:
-            path = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == self.run_id, Checkpoint.is_best))
-        return Path(path) if path else None
 
 
 class NullRecorder(RunRecorder):
