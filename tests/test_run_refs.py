@@ -45,7 +45,7 @@ def cli_run(home, *args):
     return CliRunner().invoke(cli, ["--home", str(home), *map(str, args)], catch_exceptions=False)
 
 
-def test_prefixes_resolve_to_full_ids_everywhere(runs):
+def test_prefixes_resolve_to_full_ids_everywhere(runs, synth_dir):
     registry, home, tagger, tags, clap = runs
     assert tags.status == "complete"
     identity = json.loads(cli_run(home, "features", "show", "tags", "--dataset", "sc").output)["model_identity"]
@@ -74,6 +74,13 @@ def test_prefixes_resolve_to_full_ids_everywhere(runs):
     assert out.exit_code == 0 and len(json.loads(out.output)) > 0
     out = cli_run(home, "evaluate", "caption", "--run", fine_run[:8])
     assert out.exit_code == 0 and "cider_d=" in out.output
+    out = cli_run(home, "train", "--resume", fine_run[:8])
+    assert out.exit_code != 0 and f"run {fine_run} already finished" in out.output
+    folder = synth_dir / "evaluation"
+    out = cli_run(home, "index", folder, "--run", short, "--caption-run", caption_run[:8], "--name", "refs")
+    assert out.exit_code == 0, out.output
+    out = cli_run(home, "search", "a dog barks", "--index", "refs", "--run", short, "-k", 2, "--format", "json")
+    assert out.exit_code == 0 and len(json.loads(out.output)) == 2
 
 
 def test_an_unknown_or_ambiguous_prefix_is_one_line(runs):
