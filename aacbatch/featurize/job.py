@@ -9,11 +9,12 @@ only when every block of every shard is done.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from contextlib import contextmanager
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ class FeaturizeResult:
     computed_blocks: int
     bad: list[tuple[int, str]]
     random_weights: bool
+    repaired: list[int] = field(default_factory=list)  # blocks found damaged and recomputed (--repair)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -73,9 +75,13 @@ def featurize(
     overrides: dict | None = None,
     name: str | None = None,
     progress: Callable | None = None,
+    repair: bool = False,
 ) -> FeaturizeResult:
     """Compute (or finish) one feature set; ``name`` overrides the registry name, which is
-    otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended."""
+    otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended.
+
+    A finished set is checked cheaply first and refused if damaged; ``repair`` verifies it
+    deeply instead and recomputes exactly the damaged blocks (of this shard)."""
     settings = registry.settings
     spec = load_spec(spec_name, overrides)
     context = Context(settings=settings, dataset=dataset)
@@ -94,9 +100,15 @@ def featurize(
         "spec": spec.canonical(), "model_identity": identity,
         "fingerprint": fingerprint(spec.canonical(), items.dataset_fingerprint, split,
                                    [i.idx for i in todo], _content_only(identity)),
+        "command": _command(spec_name, dataset, split, overrides, name),
     }
     with _cache_errors(url):
         store = _open_store(url, meta, todo, kind, spec, shard, rebuild)
+        if repair:
+            repaired = store.repair(np.array([i.idx for i in todo]), kind.lengths(todo), shard)
+        else:
+            store.require_intact()
+            repaired = []
     _record(registry, items.dataset_id, spec, meta, url, identity, "building", None)
 
     pending = store.pending_blocks(*shard)
@@ -115,7 +127,17 @@ def featurize(
         _record(registry, items.dataset_id, spec, meta, url, identity,
                 "complete" if complete else "partial", len(todo) if complete else None)
     return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
-                           random_weights)
+                           random_weights, repaired)
+
+
+def _command(spec_name: str, dataset: str, split: str | None, overrides: dict | None, name: str | None) -> str:
+    """The featurize command line for this set, quoted by damage messages (with --repair)."""
+    parts = ["aacbatch featurize", shlex.quote(spec_name), "--dataset", shlex.quote(dataset)]
+    parts += ["--split", shlex.quote(split)] if split else []
+    parts += ["--name", shlex.quote(name)] if name else []
+    for key, value in (overrides or {}).items():
+        parts += ["--set", shlex.quote(f"{key}={value if isinstance(value, str) else json.dumps(value)}")]
+    return " ".join(parts)
 
 
 @contextmanager
