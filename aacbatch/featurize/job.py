@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,6 +42,7 @@ class FeaturizeResult:
     computed_blocks: int
     bad: list[tuple[int, str]]
     random_weights: bool
+    repaired: list[int] = field(default_factory=list)  # blocks found damaged and recomputed (--repair)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -67,9 +69,13 @@ def featurize(
     overrides: dict | None = None,
     name: str | None = None,
     progress: Callable | None = None,
+    repair: bool = False,
 ) -> FeaturizeResult:
     """Compute (or finish) one feature set; ``name`` overrides the registry name, which is
-    otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended."""
+    otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended.
+
+    A finished set is checked cheaply first and refused if damaged; ``repair`` verifies it
+    deeply instead and recomputes exactly the damaged blocks (of this shard)."""
     settings = registry.settings
     spec = _exact_runs(registry, load_spec(spec_name, overrides))
     context = Context(settings=settings, dataset=dataset)
@@ -88,9 +94,15 @@ def featurize(
         "spec": spec.canonical(), "model_identity": identity,
         "fingerprint": fingerprint(spec.canonical(), items.dataset_fingerprint, split,
                                    [i.idx for i in todo], _content_only(identity)),
+        "command": _command(spec_name, dataset, split, overrides, name),
     }
     with _cache_errors(url):
         store = _open_store(url, meta, todo, kind, spec, shard, rebuild)
+        if repair:
+            repaired = store.repair(np.array([i.idx for i in todo]), kind.lengths(todo), shard)
+        else:
+            store.require_intact()
+            repaired = []
     _record(registry, items.dataset_id, spec, meta, url, identity, "building", None)
 
     pending = store.pending_blocks(*shard)
@@ -109,7 +121,17 @@ def featurize(
         _record(registry, items.dataset_id, spec, meta, url, identity,
                 "complete" if complete else "partial", len(todo) if complete else None)
     return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
-                           random_weights)
+                           random_weights, repaired)
+
+
+def _command(spec_name: str, dataset: str, split: str | None, overrides: dict | None, name: str | None) -> str:
+    """The featurize command line for this set, quoted by damage messages (with --repair)."""
+    parts = ["aacbatch featurize", shlex.quote(spec_name), "--dataset", shlex.quote(dataset)]
+    parts += ["--split", shlex.quote(split)] if split else []
+    parts += ["--name", shlex.quote(name)] if name else []
+    for key, value in (overrides or {}).items():
+        parts += ["--set", shlex.quote(f"{key}={value if isinstance(value, str) else json.dumps(value)}")]
+    return " ".join(parts)
 
 
 def _exact_runs(registry: Registry, spec: Spec) -> Spec:
