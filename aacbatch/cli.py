@@ -211,8 +211,9 @@ def _duration_range(text: str) -> tuple[float, float]:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a spec key, e.g. --set teacher=RUN_ID.")
 @click.option("--from-run", metavar="RUN_ID", help="Encoder run of an `encoded` set (same as --set run=RUN_ID).")
 @click.option("--name", help="Register the set under this name (default: the spec's; encoded-<run> for encoded).")
+@click.option("--repair", is_flag=True, help="Verify every chunk and recompute exactly the damaged blocks.")
 @click.pass_context
-def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets, from_run, name):
+def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets, from_run, name, repair):
     """Compute feature set SPEC (features/SPEC.toml or a path) for a dataset into the Zarr cache.
 
     \b
@@ -220,13 +221,17 @@ def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets
       aacbatch featurize mel --dataset clotho
       aacbatch featurize tags --dataset clotho --set teacher=TAGGER_RUN_ID
       aacbatch featurize encoded --dataset clotho --from-run CLAP_RUN_ID
+      aacbatch featurize mel --dataset clotho --repair     # after `features verify` found damage
     """
     from aacbatch.featurize.job import featurize as run_featurize, parse_shard
     from aacbatch.typed import parse_pairs
 
     overrides = parse_pairs(sets) | ({"run": from_run} if from_run else {})
     result = run_featurize(_registry(ctx), spec, dataset, split=split, shard=parse_shard(shard), workers=workers,
-                           rebuild=rebuild, skip_bad=skip_bad, overrides=overrides, name=name, progress=_progress)
+                           rebuild=rebuild, skip_bad=skip_bad, overrides=overrides, name=name, progress=_progress,
+                           repair=repair)
+    if result.repaired:
+        click.echo(f"repaired block(s) {', '.join(map(str, result.repaired))}", err=True)
     for _, reason in result.bad:
         click.echo(f"skipped (bad input): {reason}", err=True)
     note = " [random-weight model]" if result.random_weights else ""
@@ -250,6 +255,23 @@ def features_list(ctx, dataset, fmt):
 
     columns, rows = run_sql(_registry(ctx), named_query("feature_sets").read_text(), {"dataset": dataset})
     click.echo(render(columns, rows, fmt))
+
+
+@features.command("verify")
+@click.argument("name")
+@click.option("--dataset", required=True)
+@click.option("--quick", is_flag=True, help="Only check that every chunk exists with its recorded size (no data read).")
+@click.pass_context
+def features_verify(ctx, name, dataset, quick):
+    """Check a feature set's chunks against their checksums; exit 1 naming the damaged blocks.
+
+    E.g. aacbatch features verify mel --dataset clotho"""
+    from aacbatch.featurize.inspect import verify_set
+
+    report, line = verify_set(_registry(ctx), dataset, name, deep=not quick)
+    click.echo(line)
+    if not report.ok:
+        ctx.exit(1)
 
 
 @features.command("show")

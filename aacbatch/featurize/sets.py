@@ -32,4 +32,5 @@ def cached_set(registry: Registry, dataset: str, name: str) -> CachedSet:
     store = FeatureStore.open(row.path)
     if store.meta.get("fingerprint") != row.fingerprint:
         raise InputError(f"feature cache {row.path} does not match the registry's {name!r}: re-run featurize with --rebuild")
+    store.require_intact()  # refuse a damaged set before any work starts, never read zeros
     return CachedSet(store, row.id, name, row.fingerprint, row.random_weights)
