@@ -104,7 +104,7 @@ def test_similarity_artifact_and_reevaluation(retrieval_registry):
     run = train_task(retrieval_registry, "clap", dataset="sc", sets=FAST, log=QUIET)
     _, rows = run_sql(retrieval_registry, "SELECT artifact_path FROM predictions WHERE run_id = :r AND kind = 'similarity'",
                       {"r": run.run_id})
-    saved = np.load(rows[0][0])
+    saved = np.load(retrieval_registry.real_path(rows[0][0]))  # stored relative to the home
     from aacbatch.evaluate.retrieval import retrieval_metrics
 
     assert retrieval_metrics(saved["similarity"], saved["relevant"])["mAP@10"] == pytest.approx(run.final["eval"]["t2a/mAP@10"])

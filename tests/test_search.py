@@ -122,7 +122,7 @@ def assert_matches_training(ws, searcher: Searcher, member: int) -> None:
     encoder = searcher.encoders[member]
     _, art = run_sql(ws.registry, "SELECT artifact_path FROM predictions WHERE run_id = :r AND kind = 'similarity' "
                                   "AND split = 'eval'", {"r": encoder.run_id})
-    saved = np.load(art[0][0])
+    saved = np.load(ws.registry.real_path(art[0][0]))  # stored relative to the home
     _, clips = run_sql(ws.registry, "SELECT idx, path FROM clips")
     _, caps = run_sql(ws.registry, "SELECT idx, text FROM captions")
     path_of, text_of = dict(clips), dict(caps)

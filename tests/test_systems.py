@@ -51,7 +51,7 @@ def system_similarity(registry, system_id: str, split: str) -> dict[str, np.ndar
         path = session.scalar(select(Prediction.artifact_path).where(Prediction.system_id == system_id,
                                                                      Prediction.split == split,
                                                                      Prediction.kind == "similarity"))
-    with np.load(path) as data:
+    with np.load(registry.real_path(path)) as data:  # stored relative to the workspace
         return {k: data[k] for k in data.files}
 
 

@@ -66,7 +66,7 @@ def store_dataset(registry: Registry, name: str, *, fmt: str, source_path: str, 
             raise InputError(
                 f"dataset {name!r} already exists with different content (from {existing.source_path}): "
                 "pass --replace to overwrite it, or ingest under another --name")
-        fields = dict(format=fmt, source_path=source_path, fingerprint=fingerprint, n_clips=len(clips),
+        fields = dict(format=fmt, source_path=registry.stored_path(source_path), fingerprint=fingerprint, n_clips=len(clips),
                       n_captions=n_captions, meta_json=json.dumps(meta, ensure_ascii=False))
         if existing is None:
             dataset = Dataset(id=new_id(), name=name, **fields)
@@ -80,7 +80,7 @@ def store_dataset(registry: Registry, name: str, *, fmt: str, source_path: str, 
                 session.execute(delete(table).where(table.dataset_id == dataset.id))
             status = "replaced"
         session.flush()
-        _insert_rows(session, dataset.id, clips, captions)
+        _insert_rows(session, dataset.id, [dict(c, path=registry.stored_path(c["path"])) for c in clips], captions)
         return StoredDataset(dataset.id, status, len(clips), n_captions)
 
 
@@ -122,7 +122,7 @@ def split_rows(registry: Registry, dataset: str, split: str | None = None) -> Sp
         ids = {c.id for c in clips}
         captions = [c for c in session.scalars(select(Caption).where(Caption.dataset_id == ds.id).order_by(Caption.idx))
                     if c.clip_id in ids]
-        return SplitRows(ds, list(clips), captions)
+    return SplitRows(registry.resolved(ds, "source_path"), [registry.resolved(c) for c in clips], captions)
 
 
 def source_splits(registry: Registry, dataset: str) -> tuple[Dataset, dict[str, list[tuple[str, str]]]]:

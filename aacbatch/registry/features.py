@@ -14,7 +14,8 @@ def find_feature_set(registry: Registry, dataset: str, name: str) -> FeatureSet 
     """The feature set ``name`` of ``dataset`` (an unknown dataset is an error), None if absent."""
     with registry.transaction() as session:
         ds = dataset_by_name(session, dataset)
-        return session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == name))
+        row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == name))
+    return registry.resolved(row)
 
 
 def feature_set_names(registry: Registry, dataset: str) -> list[str]:
@@ -26,7 +27,8 @@ def feature_set_names(registry: Registry, dataset: str) -> list[str]:
 
 def feature_set_by_id(registry: Registry, set_id: str) -> FeatureSet | None:
     with registry.transaction() as session:
-        return session.get(FeatureSet, set_id)
+        row = session.get(FeatureSet, set_id)
+    return registry.resolved(row)
 
 
 def record_feature_set(registry: Registry, dataset_id: str, name: str, fields: dict) -> None:
@@ -34,7 +36,7 @@ def record_feature_set(registry: Registry, dataset_id: str, name: str, fields: d
     to ``building``/``partial`` by a job with the same fingerprint (another shard finished it)."""
     with registry.transaction() as session:
         row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == dataset_id, FeatureSet.name == name))
-        fields = dict(fields, updated_at=utcnow())
+        fields = dict(fields, updated_at=utcnow(), path=registry.stored_path(fields["path"]))
         if row is None:
             session.add(FeatureSet(name=name, dataset_id=dataset_id, **fields))
         elif not (row.status == "complete" and fields["status"] != "complete"

@@ -42,6 +42,7 @@ def registered_index(registry: Registry, name: str) -> Registered | None:
     with registry.transaction() as session:
         ds = session.scalar(select(Dataset).where(Dataset.name == name))
         fs = ds and session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == SET_NAME))
+    registry.resolved(fs)
     if ds is not None and ds.format != INDEX_FORMAT:
         raise InputError(f"{name!r} is a {ds.format} dataset, not an index: name another index "
                          "(`aacbatch sql --query indexes` lists them)")
@@ -71,7 +72,7 @@ def switch_version(registry: Registry, *, name: str, folder: str, fingerprint: s
             for key, value in fields.items():
                 setattr(ds, key, value)
         row = dict(kind=INDEX_FORMAT, fingerprint=fingerprint, spec_json=json.dumps(spec),
-                   model_identity=json.dumps(identity), random_weights=random_weights, path=url,
+                   model_identity=json.dumps(identity), random_weights=random_weights, path=registry.stored_path(url),
                    status="complete", n_items=n_files, updated_at=utcnow())
         if fs is None:
             session.add(FeatureSet(name=SET_NAME, dataset_id=ds.id, **row))

@@ -23,12 +23,12 @@ class Referenced:
 def referenced_files(registry: Registry) -> list[Referenced]:
     """Checkpoints, split artifacts (similarity matrices) and complete feature sets."""
     with registry.transaction() as session:
-        out = [Referenced("checkpoints", c.id, f"run {c.run_id[:8]} checkpoint", c.path)
+        out = [Referenced("checkpoints", c.id, f"run {c.run_id[:8]} checkpoint", registry.real_path(c.path))
                for c in session.scalars(select(Checkpoint))]
         out += [Referenced("predictions", p.id, f"{'run ' + p.run_id[:8] if p.run_id else 'system'} {p.kind} "
-                                                f"({p.split})", p.artifact_path)
+                                                f"({p.split})", registry.real_path(p.artifact_path))
                 for p in session.scalars(select(Prediction).where(Prediction.artifact_path.is_not(None)))]
-        out += [Referenced("feature_sets", f.id, f"feature set {f.name}", f.path)
+        out += [Referenced("feature_sets", f.id, f"feature set {f.name}", registry.real_path(f.path))
                 for f in session.scalars(select(FeatureSet).where(FeatureSet.status == "complete"))]
     return out
 
@@ -40,5 +40,5 @@ def source_audio(registry: Registry) -> dict[str, list[tuple[str, str]]]:
                                .where(Dataset.format != "index").order_by(Dataset.name, Clip.idx)).all()
     out: dict[str, list[tuple[str, str]]] = {}
     for dataset, clip, path in rows:
-        out.setdefault(dataset, []).append((clip, path))
+        out.setdefault(dataset, []).append((clip, registry.real_path(path)))
     return out

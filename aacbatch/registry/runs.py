@@ -72,6 +72,7 @@ def best_checkpoint(registry: Registry, ref: str, tasks: Sequence[str], what: st
     with registry.transaction() as session:
         run = find_run(session, ref)
         best = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == run.id, Checkpoint.is_best))
+    best = registry.real_path(best) if best is not None else None
     if run.task not in tasks:
         raise InputError(f"run {run.id} is a {run.task} run; expected {' or '.join(tasks)} (as the {what})")
     if best is None or not Path(best).is_file():
@@ -100,16 +101,16 @@ def exact_ref(registry: Registry, ref: str, tasks: Sequence[str], what: str = "r
 
 def best_checkpoints(registry: Registry, ids: Sequence[str]) -> dict[str, Checkpoint]:
     with registry.transaction() as session:
-        return {c.run_id: c for c in session.scalars(select(Checkpoint).where(Checkpoint.run_id.in_(list(ids)),
-                                                                            Checkpoint.is_best))}
+        rows = session.scalars(select(Checkpoint).where(Checkpoint.run_id.in_(list(ids)), Checkpoint.is_best)).all()
+    return {c.run_id: registry.resolved(c) for c in rows}
 
 
 def artifacts(registry: Registry, ids: Sequence[str], kind: str, splits: Sequence[str]) -> dict[tuple[str, str], Prediction]:
     """Split-level artifact rows (e.g. ``similarity`` matrices) of runs, by (run id, split)."""
     with registry.transaction() as session:
-        return {(p.run_id, p.split): p for p in session.scalars(
-            select(Prediction).where(Prediction.run_id.in_(list(ids)), Prediction.kind == kind,
-                                     Prediction.split.in_(list(splits))))}
+        rows = session.scalars(select(Prediction).where(Prediction.run_id.in_(list(ids)), Prediction.kind == kind,
+                                                        Prediction.split.in_(list(splits)))).all()
+    return {(p.run_id, p.split): registry.resolved(p, "artifact_path") for p in rows}
 
 
 def find_finished(registry: Registry, task: str, config: dict, feature_sets: list[dict],
@@ -192,7 +193,8 @@ class RunRecorder:
                                                text=text) for clip_id, text in result.captions.items())
                 for kind, path in result.artifacts.items():
                     self._replace_predictions(session, split, kind)
-                    session.add(Prediction(run_id=self.run_id, split=split, kind=kind, artifact_path=str(path)))
+                    session.add(Prediction(run_id=self.run_id, split=split, kind=kind,
+                                           artifact_path=self.registry.stored_path(path)))
 
     def _put_scores(self, session, split: str, metrics: dict, epoch: int | None, reasons: dict[str, str]) -> None:
         same_epoch = Score.epoch.is_(None) if epoch is None else Score.epoch == epoch
@@ -206,12 +208,13 @@ class RunRecorder:
                                                  Prediction.kind == kind))
 
     def checkpoint(self, path: Path, epoch: int, step: int, is_best: bool) -> None:
+        stored = self.registry.stored_path(path)
         with self.registry.transaction() as session:
-            row = session.scalar(select(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.path == str(path)))
+            row = session.scalar(select(Checkpoint).where(Checkpoint.run_id == self.run_id, Checkpoint.path == stored))
             if is_best:
                 session.execute(update(Checkpoint).where(Checkpoint.run_id == self.run_id).values(is_best=False))
             if row is None:
-                session.add(Checkpoint(run_id=self.run_id, epoch=epoch, step=step, path=str(path), is_best=is_best))
+                session.add(Checkpoint(run_id=self.run_id, epoch=epoch, step=step, path=stored, is_best=is_best))
             else:
                 row.epoch, row.step, row.is_best, row.created_at = epoch, step, is_best, utcnow()
 

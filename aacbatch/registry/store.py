@@ -99,6 +99,40 @@ class Registry:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    # --- paths: stored relative to the workspace, so a copied or moved home keeps working ----
+
+    def stored_path(self, path: str | Path) -> str:
+        """How a file the registry names is stored: ``@cache/…`` under the cache folder,
+        ``@home/…`` under the home, else as given (source audio, an fsspec URL, a file
+        elsewhere). :meth:`real_path` turns it back, wherever the workspace is now."""
+        text = str(path)
+        if "://" in text:
+            return text
+        absolute = Path(text).absolute()
+        for prefix, root in self._roots():
+            if absolute.is_relative_to(root):
+                return f"{prefix}/{absolute.relative_to(root).as_posix()}"
+        return text
+
+    def real_path(self, stored: str) -> str:
+        for prefix, root in self._roots():
+            if stored == prefix or stored.startswith(prefix + "/"):
+                return str(root / stored[len(prefix) + 1:]) if stored != prefix else str(root)
+        return stored
+
+    def resolved(self, row, attribute: str = "path"):
+        """A row read from the registry (detached) with its stored path made real again."""
+        if row is not None and getattr(row, attribute) is not None:
+            setattr(row, attribute, self.real_path(getattr(row, attribute)))
+        return row
+
+    def _roots(self) -> list[tuple[str, Path]]:
+        """Most specific first: the cache usually lies inside the home."""
+        roots = [("@home", Path(self.settings.home).absolute())]
+        if not isinstance(self.settings.cache_dir, str):
+            roots.insert(0, ("@cache", Path(self.settings.cache_dir).absolute()))
+        return roots
+
     def _connect(self, engine: Engine | None = None) -> Connection:
         """Open a connection, waiting while another process holds the database lock."""
         deadline = time.monotonic() + self.settings.db_timeout

@@ -73,7 +73,7 @@ def artifacts_present(registry: Registry, system_id: str) -> bool:
     with registry.transaction() as session:
         paths = session.scalars(select(Prediction.artifact_path).where(Prediction.system_id == system_id,
                                                                        Prediction.artifact_path.is_not(None))).all()
-    return all(Path(p).is_file() for p in paths)
+    return all(Path(registry.real_path(p)).is_file() for p in paths)
 
 
 def write_system(registry: Registry, name: str, rows: SystemRows) -> tuple[str, str]:
@@ -101,7 +101,8 @@ def write_system(registry: Registry, name: str, rows: SystemRows) -> tuple[str, 
                                                          or "the evaluation gave no value and no reason")
                 session.add(Score(system_id=system.id, split=split, metric=metric, value=value, reason=reason))
         for split, path in rows.artifacts.items():
-            session.add(Prediction(system_id=system.id, split=split, kind="similarity", artifact_path=str(path)))
+            session.add(Prediction(system_id=system.id, split=split, kind="similarity",
+                                   artifact_path=registry.stored_path(path)))
         for split, captions in rows.captions.items():
             session.add_all(Prediction(system_id=system.id, split=split, kind="caption", clip_id=clip_id, text=text)
                             for clip_id, text in captions.items())
