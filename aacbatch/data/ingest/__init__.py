@@ -11,9 +11,9 @@ from pathlib import Path
 
 from aacbatch.catalog import INGEST_FORMATS
 from aacbatch.data.ingest import audiocaps, clotho, folder, macs, wavcaps
-from aacbatch.data.manifest import Manifest, validate
+from aacbatch.data.manifest import Manifest, check_text, validate
 from aacbatch.data.register import register_dataset
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, shown
 
 Parser = Callable[..., Manifest]
 PARSERS: dict[str, Parser] = {"clotho": clotho.parse, "audiocaps": audiocaps.parse, "macs": macs.parse,
@@ -25,7 +25,7 @@ def parse(fmt: str, path: Path, *, audio_dir: Path | None = None, limit: int | N
     if fmt not in PARSERS:
         raise InputError(f"unknown format {fmt!r}: use one of {', '.join(INGEST_FORMATS)}")
     if not path.exists():
-        raise InputError(f"{path} does not exist: give the folder (or file) of the {fmt} corpus")
+        raise InputError(f"{shown(path)} does not exist: give the folder (or file) of the {fmt} corpus")
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be a positive number of clips, got {limit}")
     return PARSERS[fmt](path, audio_dir=audio_dir, limit=limit)
@@ -39,6 +39,7 @@ def ingest(registry, fmt: str, path: Path, *, name: str, audio_dir: Path | None 
     """
     if not name.strip():
         raise InputError("--name must not be empty")
+    check_text(name, f"--name {name!r}", "choose a name without control characters")
     manifest = parse(fmt, path, audio_dir=audio_dir, limit=limit)
     bar = progress(len(manifest.clips)) if progress else None
     try:
