@@ -44,7 +44,7 @@ def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] | None
     if not path.is_file():
         raise InputError(f"{shown(path)} is missing: the layout needs this file")
     text = read_utf8(path)
-    expected = ",".join(list(required) + [f"[{c}]" for c in optional or ()])
+    expected = ",".join(required) + "".join(f"[,{c}]" for c in optional or ())
     if not text.strip():
         raise InputError(f"{shown(path)} is empty: expected a header line {expected} and one row per entry")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -82,8 +82,11 @@ def _records(path: Path, reader):
             if "field limit" in str(exc):
                 raise InputError(f"{shown(path)} line {start}: a field longer than {csv.field_size_limit()} "
                                  "characters starts here: check this line for an unclosed quote") from None
-            raise InputError(f"{shown(path)} line {reader.line_num}: malformed CSV ({exc}): a quoted field must end "
-                             "with its quote, and a quote inside it is written twice") from None
+            if reader.line_num > start:
+                raise InputError(f"{shown(path)} line {start}: a quoted field opened here runs on to line "
+                                 f"{reader.line_num} and breaks there ({exc}): close the quote on line {start}") from None
+            raise InputError(f"{shown(path)} line {start}: malformed CSV ({exc}): a quoted field must end with its "
+                             "quote, and a quote inside it is written twice") from None
         if fields:
             yield start, fields
         start = reader.line_num + 1
