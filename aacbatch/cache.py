@@ -41,6 +41,7 @@ from aacbatch.cache_integrity import (DONE_UNKNOWN, MANIFEST, RAW_CODECS, WRITE_
                                       layout_arrays, manifest_row, read_layout, read_records, split_key, verify)
 from aacbatch.config import Settings
 from aacbatch.errors import InputError
+from aacbatch.names import inside
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: written before checksums; read as before, verify says it has none
@@ -65,10 +66,16 @@ class ArraySpec:
 
 
 def cache_url(settings: Settings, dataset: str, set_name: str) -> str:
-    """Where a feature set lives: ``<cache>/<dataset>/<set>.zarr`` (a path or an fsspec URL)."""
+    """Where a feature set lives: ``<cache>/<dataset>/<set>.zarr`` (a path or an fsspec URL),
+    refused if the names would lead outside the cache root (names are checked when they are
+    created; this also guards names registered before that check existed)."""
     if isinstance(settings.cache_dir, str):  # an fsspec URL: zarr opens it through fsspec
+        for part in (dataset, set_name):
+            if "/" in part or part in ("", ".", ".."):
+                raise InputError(f"name {part!r} would be outside the cache {settings.cache_dir}: rename it")
         return f"{settings.cache_dir}/{dataset}/{set_name}.zarr"
-    return str(Path(settings.cache_dir) / dataset / f"{set_name}.zarr")
+    root = Path(settings.cache_dir)
+    return str(inside(root, root / dataset / f"{set_name}.zarr", "feature cache"))
 
 
 def _open_group(url: str, mode: str):

@@ -19,14 +19,25 @@ from aacbatch.formatting import FORMATS
 
 
 class _Group(click.Group):
-    """Turns :class:`AacbatchError` into one ``aacbatch: error: …`` line and a non-zero exit."""
+    """Turns :class:`AacbatchError` — and a file the environment refuses (a read-only or full
+    disk, a missing permission) — into one ``aacbatch: error: …`` line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except AacbatchError as exc:
-            click.echo(f"aacbatch: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _error(str(exc), exc.exit_code)
+        except OSError as exc:  # anything not caught closer to where it happened
+            where = f"{exc.filename!r}: " if exc.filename else ""
+            _error(f"cannot use {where}{exc.strerror or exc}: check free space and permissions, or choose another "
+                   "--home, --cache or output path", 74)  # EX_IOERR
+
+
+def _error(message: str, code: int) -> None:
+    """One line, whatever the message holds (a file name with a newline stays on it)."""
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    click.echo(f"aacbatch: error: {one_line}", err=True)
+    sys.exit(code)
 
 
 def _settings(ctx: click.Context):
@@ -93,6 +104,24 @@ def db_status(ctx):
     status = _registry(ctx).status()
     state = "up to date" if status["up_to_date"] else "needs `aacbatch db upgrade`"
     click.echo(f"{status['url']}: revision {status['current'] or 'none (empty database)'}, head {status['head']} — {state}")
+
+
+@db.command("check")
+@click.option("--deep", is_flag=True, help="Read every cached chunk against its checksum (slower) instead of sizes only.")
+@click.pass_context
+def db_check(ctx, deep):
+    """Check the registry: references between rows, files it names, feature-set checksums.
+
+    Exits 1 when anything is wrong, listing each problem on its own line. E.g. aacbatch db check"""
+    from aacbatch.integrity import check_registry
+
+    problems, counted = check_registry(_registry(ctx), deep=deep)
+    for problem in problems:
+        click.echo(f"problem: {problem.where}: {problem.what}")
+    summary = ", ".join(f"{n} {what}" for what, n in counted.items())
+    click.echo(f"{len(problems)} problem(s) ({summary})" if problems else f"registry ok ({summary})")
+    if problems:
+        ctx.exit(1)
 
 
 @cli.command("sql")
@@ -613,10 +642,11 @@ def search_cmd(ctx, query, index_name, k, fmt, run_id, system):
 def serve_cmd(ctx, index_name, port, host):
     """A local search page over an index: query box, ranked files with captions and players."""
     from aacbatch.search.query import Searcher
-    from aacbatch.search.web import make_server
+    from aacbatch.search.web import listen, make_server
 
+    sock = listen(host, port)  # a busy port is one line before the model loads
     searcher = Searcher.open(_registry(ctx), index_name)
-    server = make_server(searcher, host, port)
+    server = make_server(searcher, host, port, sock)
     click.echo(f"serving index {index_name} ({len(searcher.index)} files) at http://{host}:{server.server_port}/ "
                "— Ctrl-C stops")
     try:

@@ -21,6 +21,12 @@ class NotFoundError(AacbatchError):
     """An id or name that the registry does not know."""
 
 
+class RegistryDamaged(AacbatchError):
+    """The registry's database file is damaged; the message says how to recover."""
+
+    exit_code = 3
+
+
 class RegistryBusy(AacbatchError):
     """The registry stayed locked by another process for longer than the retry timeout."""
 

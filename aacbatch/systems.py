@@ -35,6 +35,7 @@ from aacbatch.captioning import evaluate_ensemble
 from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import retrieval_scores
 from aacbatch.hashing import fingerprint
+from aacbatch.names import check_name, inside
 from aacbatch.registry.queries import declared_params, named_query, run_sql
 from aacbatch.registry.runs import artifacts, best_checkpoints, runs_by_id
 from aacbatch.registry.store import Registry
@@ -42,7 +43,6 @@ from aacbatch.registry.systems import (SystemRows, artifacts_present, find_syste
                                        write_system)
 
 DEFAULT_SPLITS = ("val", "eval")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SIMILARITY_KEYS = ("similarity", "caption_idx", "clip_idx", "relevant")
 _BASE = re.compile(r"^--\s*query:\s*([A-Za-z0-9_.-]+)\s*$", re.MULTILINE)
 
@@ -256,7 +256,8 @@ def _caption_ensemble(registry: Registry, selection: Selection, splits: Sequence
 
 
 def system_dir(registry: Registry, name: str) -> Path:
-    return Path(registry.settings.home) / "systems" / name
+    root = Path(registry.settings.home) / "systems"
+    return inside(root, root / name, "system folder")
 
 
 def build_system(registry: Registry, name: str, *, query_file: Path | None = None,
@@ -266,8 +267,7 @@ def build_system(registry: Registry, name: str, *, query_file: Path | None = Non
     ``name`` is the system's name and, without ``query_file``, the packaged query
     ``sql/systems/<name>.sql``. ``params`` override the defaults the query declares.
     """
-    if not _NAME.match(name):
-        raise InputError(f"system name {name!r}: use letters, digits, '_', '-' and '.' (it names a folder)")
+    check_name(name, "system name")
     splits = list(dict.fromkeys(splits))
     if not splits:
         raise InputError("give at least one --split to evaluate the system on")

@@ -211,7 +211,7 @@ INGEST: list[tuple[str, Corpus, str]] = [
     ("control character in a tag", clotho(CLOTHO, tags_csv="file_name,tags\ndev_000.wav,Dog\x02;Rain\n"), "holds U+0002"),
     ("control character in labels.txt", clotho(CLOTHO, labels_txt="Dog\nRa\x03in\n"), "labels.txt line 2"),
     ("line separator in labels.txt", clotho(CLOTHO, labels_txt="Dog\u2028Rain\n"), "U+2028"),
-    ("control character in a split", folder(FOLDER.replace(",train,dog", ",tr\x04ain,dog")), "split 'tr\\x04ain'"),
+    ("control character in a split", folder(FOLDER.replace(",train,dog", ",tr\x04ain,dog")), "split name (list.csv line 2) 'tr\\x04ain' is not a valid name"),
     ("macs sentence with a bell", macs(MACS.replace("Birds sing.", '"Birds\\a sing."')), "caption 1 of 'a.wav' holds U+0007"),
     ("macs file name with a newline", macs(MACS.replace("a.wav", '"a\\nb.wav"')), "file name 'a\\nb.wav' holds U+000A"),
     ("macs tag with a semicolon", macs(MACS.replace("[birds]", '["birds;rain"]')), "holds ';', which separates tags"),

@@ -40,10 +40,12 @@ def test_missing_and_unused_params_are_named(registry):
         run_sql(registry, "SELECT 1", {"k": 1})
 
 
-def test_writes_roll_back_unless_write(registry):
-    run_sql(registry, "DELETE FROM datasets")
+def test_writes_are_refused_unless_write(registry):
+    with pytest.raises(InputError, match="is not a query; without --write only queries run"):
+        run_sql(registry, "DELETE FROM datasets")
     sql = "INSERT INTO datasets VALUES ('i', 'n', 'folder', '/', 'f', 0, 0, '{}', CURRENT_TIMESTAMP)"
-    run_sql(registry, sql)
+    with pytest.raises(InputError, match="pass --write"):
+        run_sql(registry, sql)
     assert run_sql(registry, "SELECT COUNT(*) FROM datasets")[1] == [(0,)]
     run_sql(registry, sql, write=True)
     assert run_sql(registry, "SELECT COUNT(*) FROM datasets")[1] == [(1,)]

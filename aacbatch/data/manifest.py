@@ -4,11 +4,12 @@ Every ingest format parses its files into a :class:`Manifest`; :func:`validate` 
 the whole thing (captions, duplicates, audio headers) before a single row is written, so a
 bad input never leaves a half-ingested dataset behind.
 
-Characters: captions, file names, split names and tags are one-line fields. In a caption a
-tab becomes a space (spreadsheets paste them); every other control character (U+0000–U+001F,
+Characters: captions, file names and tags are one-line fields. In a caption a tab becomes a
+space (spreadsheets paste them); every other control character (U+0000–U+001F,
 U+007F–U+009F), U+2028/U+2029 and lone surrogates are refused, naming the entry and the
-character, in captions and everywhere else (see :mod:`aacbatch.textfiles`). A tag may not
-hold ``;``, which separates tags where they are stored.
+character, in captions, file names and tags alike (see :mod:`aacbatch.textfiles`). A tag may
+not hold ``;``, which separates tags where they are stored. Split names follow the stricter
+rule of :mod:`aacbatch.names` (checked when the dataset is registered).
 """
 
 from __future__ import annotations
@@ -78,8 +79,6 @@ def validate(manifest: Manifest, progress: Callable[[int], None] | None = None) 
     seen: dict[str, str] = {}
     for clip in manifest.clips:
         check_text(clip.name, f"{clip.origin}: file name {clip.name!r}", "rename the file and its entry")
-        check_text(clip.source_split, f"{clip.origin}: split {clip.source_split!r} of {clip.name!r}",
-                   "fix the split name")
         for tag in clip.tags or ():
             check_tag(tag, f"{clip.origin}: a tag of {clip.name!r}")
         if clip.name in seen:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aacbatch.data.manifest import Manifest
+from aacbatch.names import check_name
 from aacbatch.registry.datasets import store_dataset
 from aacbatch.registry.store import Registry
 
@@ -26,6 +27,8 @@ class IngestResult:
 
 def register_dataset(registry: Registry, manifest: Manifest, name: str, *, replace: bool = False) -> IngestResult:
     """Register ``manifest`` (already validated) as dataset ``name``."""
+    for split, origin in {e.source_split: e.origin for e in reversed(manifest.clips)}.items():
+        check_name(split, f"split name ({origin})")
     clips = [dict(name=e.name, source_split=e.source_split, path=str(e.path.absolute()), duration=e.info.duration,
                   n_frames=e.info.frames, sample_rate=e.info.sample_rate, channels=e.info.channels,
                   tags=";".join(e.tags) if e.tags else None) for e in manifest.clips]

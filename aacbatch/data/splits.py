@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aacbatch.errors import InputError
+from aacbatch.names import check_name
 from aacbatch.registry.datasets import source_splits, write_splits
 from aacbatch.registry.store import Registry
 
@@ -54,6 +55,8 @@ def resplit(
         raise InputError(f"--ratio must be strictly between 0 and 1, got {ratio}")
     if len(into) != 2 or into[0] == into[1]:
         raise InputError(f"--into needs two different split names, got {','.join(into)}")
+    for split in into:
+        check_name(split, "--into split name")
     recipe = f"resplit from={','.join(sources)} ratio={ratio} seed={seed}"
     ds, by_split = source_splits(registry, dataset)
     missing = [s for s in sources if s not in by_split]

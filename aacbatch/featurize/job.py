@@ -26,6 +26,7 @@ from aacbatch.errors import InputError
 from aacbatch.featurize.kinds import Context, FeatureKind, kind_class
 from aacbatch.featurize.spec import Spec, load_spec
 from aacbatch.hashing import fingerprint
+from aacbatch.names import check_name
 from aacbatch.registry.features import record_feature_set
 from aacbatch.registry.runs import exact_ref
 from aacbatch.registry.store import Registry
@@ -87,7 +88,7 @@ def featurize(
     identity = kind.identity()  # may hash model files: computed once per job
     random_weights = _random_weights(identity)
     base = name or kind.default_name(spec.name)
-    set_name = base if split is None else f"{base}@{split}"
+    set_name = check_name(base if split is None else f"{base}@{split}", "feature set name")
     url = cache_url(settings, dataset, set_name)
     meta = {
         "kind": spec.kind, "name": set_name, "dataset": dataset, "split": split, "item": kind.item,

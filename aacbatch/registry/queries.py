@@ -3,7 +3,9 @@
 Values from the command line are always bound (``:name`` placeholders), never spliced
 into the text. Numeric-looking values are bound as numbers so ``LIMIT :k`` works, and
 ``--param year:str=2024`` binds a string where a database needs one (:mod:`aacbatch.typed`).
-Queries run in a transaction that is rolled back unless ``write=True``.
+Without ``write`` only queries run, on a connection the database holds read-only; with it,
+the statements run in one transaction they cannot end themselves
+(:mod:`aacbatch.registry.sql_guard`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from aacbatch.errors import InputError
-from aacbatch.registry.store import Registry
+from aacbatch.registry.sql_guard import check
+from aacbatch.registry.store import Registry, is_damage
 from aacbatch.resources import resource_dir
 from aacbatch.typed import typed_value
 
@@ -63,15 +66,17 @@ def run_sql(registry: Registry, sql: str, params: dict[str, object] | None = Non
     unused = [n for n in params if n not in needed]
     if unused:
         raise InputError(f"{source} has no placeholder :{unused[0]} (it uses {', '.join(needed) or 'none'})")
-    with registry.connection() as conn:
+    check(sql, registry.dialect, write=write, source=source)
+    opened = registry.connection() if write else registry.read_only_connection()
+    with opened as conn:
         try:
             result = conn.execute(text(sql), params)
         except (DBAPIError, StatementError) as exc:
+            if is_damage(exc):
+                raise
             raise InputError(f"{source}: {_sql_error(exc)}") from exc
         columns = list(result.keys()) if result.returns_rows else []
         rows = [tuple(r) for r in result] if result.returns_rows else []
-        if not write:
-            conn.rollback()
     return columns, rows
 
 

@@ -24,14 +24,33 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from aacbatch.config import Settings
-from aacbatch.errors import AacbatchError, RegistryBusy, first_line
+from aacbatch.errors import AacbatchError, RegistryBusy, RegistryDamaged, first_line
 from aacbatch.registry import migrate
 
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked")
+# How DuckDB, SQLite and PostgreSQL report a damaged database file or page.
+_DAMAGE_MARKERS = ("corrupt", "checksum", "malformed", "not a valid duckdb database", "file is not a database",
+                   "serialization error", "internal error", "invalid page", "could not read block")
+_READ_ONLY_MARKERS = ("read-only file system", "permission denied", "readonly database", "attempt to write a readonly")
 
 
 def _is_lock_error(exc: BaseException) -> bool:
     return any(marker in str(exc).lower() for marker in _LOCK_MARKERS)
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a database error says the registry file is damaged."""
+    return any(marker in str(getattr(exc, "orig", exc)).lower() for marker in _DAMAGE_MARKERS)
+
+
+def _advice(exc: BaseException) -> str:
+    """What to do about a database error that is not a busy lock."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if any(marker in text for marker in _DAMAGE_MARKERS):
+        return "the registry file is damaged: restore it from a backup (`aacbatch db check` lists what is broken)"
+    if any(marker in text for marker in _READ_ONLY_MARKERS):
+        return "its folder is not writable: fix the permissions or choose another --home / --db"
+    return "check the URL and that the database is reachable (`aacbatch db status`)"
 
 
 def _duckdb_file(url: str) -> Path | None:
@@ -73,13 +92,14 @@ class Registry:
         if db_file is not None:
             db_file.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(self.url, poolclass=NullPool)
+        self._read_only_engine: Engine | None = None
         self._schema_checked = False
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def _connect(self) -> Connection:
+    def _connect(self, engine: Engine | None = None) -> Connection:
         """Open a connection, waiting while another process holds the database lock."""
         deadline = time.monotonic() + self.settings.db_timeout
         delay = 0.05
@@ -87,10 +107,10 @@ class Registry:
             _create_duckdb_file(self._db_file)
         while True:
             try:
-                return self.engine.connect()
+                return (engine or self.engine).connect()
             except (OperationalError, DBAPIError) as exc:
                 if not _is_lock_error(exc):
-                    raise AacbatchError(f"cannot open registry {self.url}: {first_line(exc)}") from exc
+                    raise AacbatchError(f"cannot open registry {self.url}: {first_line(exc)}; {_advice(exc)}") from exc
                 if time.monotonic() >= deadline:
                     raise RegistryBusy(
                         f"registry busy: {self.url} stayed locked by another process for "
@@ -109,6 +129,39 @@ class Registry:
                 self._ensure_schema(conn)
             with conn.begin():
                 yield conn
+        except DBAPIError as exc:
+            if is_damage(exc):  # reads may work on a damaged file while the first write fails
+                raise RegistryDamaged(f"registry {self.url}: {first_line(exc)}; {_advice(exc)}") from exc
+            raise
+        finally:
+            conn.close()
+
+    @contextmanager
+    def read_only_connection(self) -> Iterator[Connection]:
+        """A connection the database itself holds read-only, for user and packaged queries:
+        DuckDB opened with ``read_only``, PostgreSQL in a ``READ ONLY`` transaction, SQLite with
+        ``query_only``. Its transaction is always rolled back."""
+        if not self._schema_checked:
+            with self.connection():
+                pass  # bring the schema to head first: a read-only connection cannot
+        if self.dialect == "duckdb":
+            if self._read_only_engine is None:
+                self._read_only_engine = create_engine(self.url, poolclass=NullPool, connect_args={"read_only": True})
+            conn = self._connect(self._read_only_engine)
+        else:
+            conn = self._connect()
+        try:
+            with conn.begin() as transaction:
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                elif self.dialect == "sqlite":
+                    conn.exec_driver_sql("PRAGMA query_only = ON")
+                yield conn
+                transaction.rollback()
+        except DBAPIError as exc:
+            if is_damage(exc):
+                raise RegistryDamaged(f"registry {self.url}: {first_line(exc)}; {_advice(exc)}") from exc
+            raise
         finally:
             conn.close()
 

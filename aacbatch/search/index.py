@@ -43,6 +43,7 @@ from aacbatch.cache import ArraySpec, FeatureStore, cache_url
 from aacbatch.captioning import caption_logmels
 from aacbatch.errors import InputError, first_line
 from aacbatch.hashing import content_sha256, fingerprint
+from aacbatch.names import check_name
 from aacbatch.registry.datasets import dataset_names
 from aacbatch.registry.indexes import INDEX_FORMAT, Registered, registered_index, switch_version
 from aacbatch.registry.runs import best_checkpoint, runs_by_id
@@ -52,7 +53,6 @@ BLOCK_SIZE = 1024  # files per resumable block and per chunk of every array (few
 MEL_SLICE = 128  # files whose log-mels are held at once while embedding
 FRAME_BUDGET = 16_000  # log-mel frames per encoder batch (batch size × longest clip): bounds memory
 MAX_SECONDS = 60.0
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,7 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
     if not folder.is_dir():
         raise InputError(f"audio folder {folder} does not exist or is not a folder")
     name = name or default_name(folder)
-    if not _NAME.match(name):
-        raise InputError(f"index name {name!r}: use letters, digits, '_', '.' and '-' (not first)")
+    check_name(name, "index name")
     if max_seconds <= 0:
         raise InputError(f"--max-seconds must be positive, got {max_seconds:g}")
     model = members(registry, resolve_model(registry, run, system))

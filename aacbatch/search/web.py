@@ -9,6 +9,9 @@ never names a path, ids not in the index are 404, and the page uses no external 
 
 from __future__ import annotations
 
+import errno
+import socket
+
 from flask import Flask, abort, render_template, request, send_file
 from werkzeug.serving import make_server as werkzeug_server
 
@@ -48,9 +51,26 @@ def create_app(searcher: Searcher) -> Flask:
     return app
 
 
-def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000):
-    """A threaded WSGI server for the page (``port=0`` picks a free port: ``server.server_port``)."""
+def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A listening socket, or one line saying why not (a busy port). Bound here, not by
+    werkzeug, which would print its own two lines and exit instead of raising; bound before a
+    model is loaded, so a busy port is reported at once."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        return werkzeug_server(host, port, create_app(searcher), threaded=True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
     except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --port") from exc
+        sock.close()
+        busy = " (another program is listening there)" if exc.errno == errno.EADDRINUSE else ""
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{busy}; pass another --port "
+                         "(or --port 0 for any free one)") from exc
+    return sock
+
+
+def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000, sock: socket.socket | None = None):
+    """A threaded WSGI server for the page on ``sock`` (default: :func:`listen` on host and
+    port; ``port=0`` picks a free port: ``server.server_port``)."""
+    sock = sock or listen(host, port)
+    with sock:  # werkzeug duplicates the descriptor (socket.fromfd); this one is closed after
+        return werkzeug_server(host, sock.getsockname()[1], create_app(searcher), threaded=True, fd=sock.fileno())

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from aacbatch.catalog import INGEST_FORMATS
 from aacbatch.data.ingest import audiocaps, clotho, folder, macs, wavcaps
-from aacbatch.data.manifest import Manifest, check_text, validate
+from aacbatch.data.manifest import Manifest, validate
 from aacbatch.data.register import register_dataset
 from aacbatch.errors import InputError, shown
+from aacbatch.names import check_name
 
 Parser = Callable[..., Manifest]
 PARSERS: dict[str, Parser] = {"clotho": clotho.parse, "audiocaps": audiocaps.parse, "macs": macs.parse,
@@ -37,9 +38,7 @@ def ingest(registry, fmt: str, path: Path, *, name: str, audio_dir: Path | None 
 
     ``progress(total)`` may return a tqdm-like bar for the audio checks.
     """
-    if not name.strip():
-        raise InputError("--name must not be empty")
-    check_text(name, f"--name {name!r}", "choose a name without control characters")
+    check_name(name, "dataset name")
     manifest = parse(fmt, path, audio_dir=audio_dir, limit=limit)
     bar = progress(len(manifest.clips)) if progress else None
     try:
