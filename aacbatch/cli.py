@@ -59,9 +59,9 @@ def _format_option(func):
 
 
 def _progress(total: int, desc: str, unit: str = "clip"):
-    from tqdm import tqdm
+    from aacbatch.progress import progress
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True)
+    return progress(total, desc, unit)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

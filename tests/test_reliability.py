@@ -258,3 +258,33 @@ def test_sqlite_registry_also_works_read_only(tmp_path, clotho_dir):
         run_sql(registry, "DELETE FROM clips")
     assert run_sql(registry, "SELECT COUNT(*) FROM clips")[1] == [(12,)]
     assert os.path.getsize(tmp_path / "r.sqlite") > 0
+
+
+def test_long_jobs_report_progress_in_logs():
+    import io
+
+    from aacbatch.progress import LogProgress
+
+    log = io.StringIO()
+    bar = LogProgress(10, "featurize mel [c]", "clip", interval=0.0, stream=log)
+    for _ in range(10):
+        bar.update(1)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11 and lines[0].startswith("featurize mel [c]: 1/10 clips") and lines[-1].endswith("done")
+    quiet = io.StringIO()
+    short = LogProgress(10, "x", "clip", interval=3600, stream=quiet)
+    short.update(10)
+    short.close()
+    assert quiet.getvalue() == ""  # a short job prints nothing: its command's own output stays clean
+
+
+def test_config_values_out_of_range_are_refused_before_a_run_exists(synth_registry):
+    from aacbatch.train.run import train_task
+
+    for setting, message in (("epochs=0", "epochs = 0 is out of range"), ("lr=0.0", "allow_zero_lr"),
+                             ("batch_size=-4", "batch_size = -4"), ("warmup_epochs=-1", "warmup_epochs"),
+                             ("grad_clip=0.0", "grad_clip"), ("captions_per_clip=-1", "captions_per_clip")):
+        with pytest.raises(InputError, match=message):
+            train_task(synth_registry, "clap", dataset="sc", sets=("text='locked'", setting), log=lambda _: None)
+    assert run_sql(synth_registry, "SELECT COUNT(*) FROM runs")[1] == [(0,)]

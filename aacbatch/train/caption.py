@@ -54,6 +54,12 @@ class CaptionConfig(TrainingFields):
     eval_splits: tuple[str, ...] = ("val", "eval")
 
     def __post_init__(self):
+        super().__post_init__()
+        for name in ("captions_per_clip", "max_words", "min_word_count", "beam_size"):
+            if getattr(self, name) < (0 if name == "captions_per_clip" else 1):
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing = {self.label_smoothing!r} is out of range: must be in [0, 1)")
         if self.select_metric not in (None, "cider_d"):  # the only metric scored every epoch
             raise ValueError(f"select_metric must be 'cider_d' (the metric scored every epoch), got {self.select_metric!r}")
         if not self.features:

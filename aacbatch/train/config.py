@@ -8,6 +8,7 @@ only override, checked by :mod:`aacbatch.typed` (unknown keys get the closest va
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from aacbatch.errors import shown
@@ -29,6 +30,19 @@ class TrainingFields:
     val_split: str = "val"
     select_metric: str | None = None  # picks the best epoch; None: the task's (aacbatch.catalog)
     init_partial: bool = False  # --init-from: load only the parameters that fit a differing architecture
+    allow_zero_lr: bool = False  # lr = 0 trains nothing; allowed only on purpose (e.g. to re-score a parent)
+
+    def __post_init__(self):
+        """Values out of range are refused before a run exists (each task's fields too:
+        subclasses call this first). The fields the loop reads are checked here."""
+        checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("lr", self.lr > 0 or (self.lr == 0 and self.allow_zero_lr),
+                   "positive (lr = 0 trains nothing: add --set allow_zero_lr=true to mean it)"),
+                  ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                  ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "positive or unset")]
+        for name, ok, need in checks:
+            if not ok or (isinstance(getattr(self, name), float) and not math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range: must be {need}")
 
 
 def load_config(cls, recipe: str | Path | None = None, sets: tuple[str, ...] | list[str] = (), base: dict | None = None):

@@ -61,6 +61,10 @@ class RetrievalConfig(TrainingFields):
     RUN_FIELDS: ClassVar[dict[str, str]] = {"audio_init": "teacher"}  # field → catalog role of the run it names
 
     def __post_init__(self):
+        super().__post_init__()
+        for name in ("captions_per_clip", "tag_lambda", "image_lambda"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range: must be >= 0")
         if self.text not in ("finetune", "locked"):
             raise ValueError(f"text must be 'finetune' or 'locked', got {self.text!r}")
         if self.tag_loss not in TAG_LOSSES:
