@@ -25,7 +25,7 @@ from aacbatch.audio.waveform import file_logmel
 from aacbatch.batches import CachedBatches, Source, pad_ragged
 from aacbatch.data.items import load_items
 from aacbatch.decode import Member, beam_search, decode_clips
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, first_line, shown
 from aacbatch.evaluate.captions import CaptionEvaluation
 from aacbatch.featurize.sets import cached_set
 from aacbatch.models.checkpoints import audio_encoder, build_model, read_checkpoint
@@ -158,5 +158,5 @@ def caption_files(registry: Registry, run_ids: Sequence[str], paths: Sequence[Pa
         try:
             mels.append(file_logmel(path))
         except Exception as exc:  # unreadable or not audio: name the file
-            raise InputError(f"cannot read audio file {path}: {exc}") from exc
+            raise InputError(f"cannot read audio file {shown(path)}: {first_line(exc)}") from exc
     return caption_logmels(registry, run_ids, mels, weights)

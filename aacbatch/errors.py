@@ -38,3 +38,12 @@ def first_line(exc: BaseException) -> str:
     SQLAlchemy one), or its type name: what a one-line error quotes from a library."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def shown(value: object) -> str:
+    """A path, name or other user text as an error message shows it: unchanged when every
+    character is printable, else quoted Python-style (``'a\\nb.wav'``), so that a line break,
+    a carriage return or another control character in a file name cannot split the one-line
+    message or garble the terminal."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)

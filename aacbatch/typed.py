@@ -18,7 +18,8 @@ import typing
 from collections.abc import Iterable
 from pathlib import Path
 
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, first_line, shown
+from aacbatch.textfiles import read_utf8
 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": None}  # bool: true/false
@@ -82,7 +83,7 @@ def find_file(name_or_path: str | Path, folder: Path, what: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise InputError(f"{what} {path} does not exist")
+            raise InputError(f"{what} {shown(path)} does not exist")
         return path
     packaged = folder / f"{name_or_path}.toml"
     if not packaged.is_file():
@@ -92,14 +93,13 @@ def find_file(name_or_path: str | Path, folder: Path, what: str) -> Path:
 
 
 def read_toml(path: Path, what: str) -> dict:
+    """A settings file (UTF-8, a leading byte-order mark allowed) as a dict; ``what`` names it
+    in errors (``"config"``, ``"feature spec"``)."""
+    text = read_utf8(path, what)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{what} {path} is not valid TOML ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"{what} {shown(path)} is not valid TOML ({first_line(exc)})") from None
 
 
 def unknown_key(key: str, valid: Iterable[str], source: str, label: str = "setting") -> InputError:

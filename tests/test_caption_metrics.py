@@ -342,7 +342,7 @@ def test_metrics_command_refuses_non_utf8_and_partial_predictions(tmp_path):
     latin.write_bytes('{"a": "caf\xe9"}'.encode("latin-1"))
     partial = tmp_path / "partial.json"
     partial.write_text(json.dumps({"a": "a dog"}))
-    for preds, message in ((latin, "latin1.json is not valid JSON"), (partial, "id 'b' has references but no prediction")):
+    for preds, message in ((latin, "latin1.json is not UTF-8 text: byte 0xE9"), (partial, "id 'b' has references but no prediction")):
         out = CliRunner().invoke(cli, ["--home", str(tmp_path / "h"), "metrics", "caption", "--predictions", str(preds),
                                        "--references", str(refs)])
         assert out.exit_code != 0 and message in out.output and "Traceback" not in out.output

@@ -19,6 +19,7 @@ A metric whose assets are missing comes back as None with a one-line reason, nev
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import zipfile
@@ -31,11 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from aacbatch.config import Settings
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, shown
 from aacbatch.evaluate import fense, spice
 from aacbatch.evaluate.cider import CiderD
 from aacbatch.evaluate.meteor import shared_meteor
 from aacbatch.evaluate.ptb import tokenize
+from aacbatch.textfiles import read_utf8
 
 METRICS = ("meteor", "cider_d", "spice", "spider", "spider_fl")
 FLUENCY_PENALTY = 0.9
@@ -153,20 +155,28 @@ def _check_inputs(predictions: Mapping[str, str], references: Mapping[str, Seque
 
 
 def load_json_mapping(path: Path, value_type: type) -> dict:
-    """A JSON object file whose values are all ``value_type`` (str captions / list references)."""
-    import json
-
+    """A UTF-8 JSON object file whose values are all ``value_type``: str captions, or lists
+    of str references. Text must be valid Unicode (a JSON ``\\ud800`` escape is not)."""
+    label = shown(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc})") from exc
+        data = json.loads(read_utf8(Path(path)))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{label} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{label} is nested too deeply to be an {{id: {value_type.__name__}}} object") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path} must hold a JSON object {{id: {value_type.__name__}}}, not {type(data).__name__}")
+        raise InputError(f"{label} must hold a JSON object {{id: {value_type.__name__}}}, not {type(data).__name__}")
     for key, value in data.items():
         if not isinstance(value, value_type):
-            raise InputError(f"{path}: value of {key!r} must be a {value_type.__name__}, got {type(value).__name__}")
+            raise InputError(f"{label}: value of {key!r} must be a {value_type.__name__}, got {type(value).__name__}")
+        texts = value if isinstance(value, list) else [value]
+        for text in texts:
+            if not isinstance(text, str):
+                raise InputError(f"{label}: the references of {key!r} must be strings, got {json.dumps(text)[:40]}")
+        for text in [key, *texts]:
+            if not text.isascii() and any("\ud800" <= c <= "\udfff" for c in text):
+                raise InputError(f"{label}: {text!r} holds a lone surrogate (an unpaired \\ud800-\\udfff escape): "
+                                 "write the character itself")
     return data
 
 

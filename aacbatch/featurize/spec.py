@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, shown
 from aacbatch.featurize.kinds import kind_class
 from aacbatch.resources import resource_dir
 from aacbatch.typed import build, find_file, read_toml
@@ -43,11 +43,11 @@ def load_spec(name_or_path: str, overrides: dict | None = None) -> Spec:
     path = find_spec(name_or_path)
     raw = read_toml(path, "feature spec")
     kind = (overrides or {}).get("kind", raw.get("kind"))
-    cls = kind_class(kind, source=str(path))
+    cls = kind_class(kind, source=shown(path))
     label = f"key for kind {kind!r}"
-    typed = build(cls.Params, [(f"feature spec {path}", raw), ("--set", overrides or {})], ignore=COMMON_KEYS,
+    typed = build(cls.Params, [(f"feature spec {shown(path)}", raw), ("--set", overrides or {})], ignore=COMMON_KEYS,
                   label=label)
     block_size = {**raw, **(overrides or {})}.get("block_size", 256)
     if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size <= 0:
-        raise InputError(f"feature spec {path}: block_size must be a positive integer, got {block_size!r}")
+        raise InputError(f"feature spec {shown(path)}: block_size must be a positive integer, got {block_size!r}")
     return Spec(name=path.stem, kind=kind, params=vars(typed), block_size=block_size, path=path)

@@ -11,6 +11,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from aacbatch.errors import shown
 from aacbatch.resources import resource_dir
 from aacbatch.typed import build, find_file, parse_pairs, read_toml
 
@@ -49,7 +50,7 @@ def load_config(cls, recipe: str | Path | None = None, sets: tuple[str, ...] | l
     layers: list[tuple[str, dict]] = []
     if recipe is not None:
         path = find_file(recipe, resource_dir("recipes"), "config")
-        layers.append((str(path), read_toml(path, "config")))
+        layers.append((shown(path), read_toml(path, "config")))
     layers.append(("--set", parse_pairs(sets)))
     return build(cls, layers, base=base)
 

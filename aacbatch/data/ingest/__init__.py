@@ -13,7 +13,7 @@ from aacbatch.catalog import INGEST_FORMATS
 from aacbatch.data.ingest import audiocaps, clotho, folder, macs, wavcaps
 from aacbatch.data.manifest import Manifest, validate
 from aacbatch.data.register import register_dataset
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, shown
 from aacbatch.names import check_name
 
 Parser = Callable[..., Manifest]
@@ -26,7 +26,7 @@ def parse(fmt: str, path: Path, *, audio_dir: Path | None = None, limit: int | N
     if fmt not in PARSERS:
         raise InputError(f"unknown format {fmt!r}: use one of {', '.join(INGEST_FORMATS)}")
     if not path.exists():
-        raise InputError(f"{path} does not exist: give the folder (or file) of the {fmt} corpus")
+        raise InputError(f"{shown(path)} does not exist: give the folder (or file) of the {fmt} corpus")
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be a positive number of clips, got {limit}")
     return PARSERS[fmt](path, audio_dir=audio_dir, limit=limit)
