@@ -73,4 +73,7 @@ def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000, s
     port; ``port=0`` picks a free port: ``server.server_port``)."""
     sock = sock or listen(host, port)
     with sock:  # werkzeug duplicates the descriptor (socket.fromfd); this one is closed after
-        return werkzeug_server(host, sock.getsockname()[1], create_app(searcher), threaded=True, fd=sock.fileno())
+        bound = sock.getsockname()[1]
+        server = werkzeug_server(host, bound, create_app(searcher), threaded=True, fd=sock.fileno())
+    server.server_port = bound  # set by socketserver's own bind, which a given descriptor skips
+    return server

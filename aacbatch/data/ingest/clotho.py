@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aacbatch.data.ingest.tables import Table, read_csv, split_tags
+from aacbatch.data.ingest.tables import Table, no_rows, read_csv, split_tags
 from aacbatch.data.manifest import ClipEntry, Manifest, check_tag
 from aacbatch.errors import InputError, shown
 from aacbatch.textfiles import read_utf8
@@ -29,8 +29,11 @@ def parse(path: Path, *, audio_dir: Path | None = None, limit: int | None = None
     if not listed:
         raise InputError(f"{shown(path)}: no clotho_captions_{{development,validation,evaluation}}.csv found: "
                          "is this a Clotho folder?")
-    for split in listed:
-        table = read_csv(path / f"clotho_captions_{split}.csv", ("file_name", "caption_1"), optional=None)
+    tables = [read_csv(path / f"clotho_captions_{split}.csv", ("file_name", "caption_1"), optional=None,
+                       allow_empty=True) for split in listed]  # a split may be empty if another is not
+    if not any(t.rows for t in tables):
+        raise no_rows(tables[0].path)
+    for split, table in zip(listed, tables):
         columns = _caption_columns(table)
         for line, row in table.rows:
             name = row["file_name"].strip()

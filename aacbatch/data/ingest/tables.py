@@ -38,9 +38,11 @@ class Table:
     rows: list[tuple[int, dict[str, str]]]
 
 
-def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] | None = ()) -> Table:
+def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] | None = (), *,
+             allow_empty: bool = False) -> Table:
     """Read and check ``path`` (see the module docstring); ``optional`` lists the columns it
-    may have besides ``required`` (None: any, for a caller that checks them itself)."""
+    may have besides ``required`` (None: any, for a caller that checks them itself);
+    ``allow_empty`` accepts a header without rows (a split of a corpus that has others)."""
     if not path.is_file():
         raise InputError(f"{shown(path)} is missing: the layout needs this file")
     text = read_utf8(path)
@@ -62,9 +64,13 @@ def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] | None
         for column, value in zip(columns, fields):
             _check_field(path, start, column, value)
         rows.append((start, dict(zip(columns, fields))))
-    if not rows:
-        raise InputError(f"{shown(path)} has a header but no rows: add one row per entry or remove the file")
+    if not rows and not allow_empty:
+        raise no_rows(path)
     return Table(path, columns, rows)
+
+
+def no_rows(path: Path) -> InputError:
+    return InputError(f"{shown(path)} has a header but no rows: add one row per entry or remove the file")
 
 
 def _records(path: Path, reader):
