@@ -101,19 +101,20 @@ class SplitCaptions:
 
 
 def caption_split(registry: Registry, run_ids: Sequence[str], split: str, weights: Sequence[float] | None = None,
-                  batch_size: int = 64) -> SplitCaptions:
-    """Captions of every clip of ``split`` by one run or an ensemble. Every member reads its
-    own cached encoded features; decoding uses the first member's beam size and length limit."""
+                  batch_size: int = 64, dataset: str | None = None) -> SplitCaptions:
+    """Captions of every clip of ``split`` of ``dataset`` (default: the members' own) by one run
+    or an ensemble. Every member reads the dataset's encoded frames of its own encoder (the
+    set it was trained on, by name); decoding uses the first member's beam size and length limit."""
     members = load_members(registry, run_ids)
     weights = _weights(members, weights)
     datasets = {m.dataset for m in members}
-    if len(datasets) > 1:
+    if dataset is None and len(datasets) > 1:
         raise InputError(f"caption runs {', '.join(m.run_id for m in members)} were trained on different datasets "
                          f"({', '.join(sorted(datasets))}): an ensemble captions one dataset's split")
-    dataset = members[0].dataset
+    dataset = dataset or members[0].dataset
     items = load_items(registry, dataset, split)
     clips = [c.idx for c in items.clips]
-    readers = [CachedBatches({"frames": Source(cached_set(registry, dataset, m.features).store, "frames", "clip")}, clips)
+    readers = [CachedBatches({"frames": Source(_frames(registry, dataset, m).store, "frames", "clip")}, clips)
                for m in members]
     texts = decode_clips([m.model for m in members], readers, np.arange(len(clips)), members[0].vocab, weights,
                          beam_size=members[0].beam_size, max_tokens=members[0].max_tokens, batch_size=batch_size)
@@ -122,10 +123,22 @@ def caption_split(registry: Registry, run_ids: Sequence[str], split: str, weight
                          {c.id: c.name for c in items.clips})
 
 
+def _frames(registry: Registry, dataset: str, member: CaptionModel):
+    """The dataset's encoded set of the member's encoder — checked to be the same encoder."""
+    found = cached_set(registry, dataset, member.features)
+    encoder = (found.store.meta.get("model_identity") or {}).get("encoder_run")
+    if encoder != member.encoder_run:
+        raise InputError(f"feature set {member.features!r} of {dataset!r} holds frames of encoder run {encoder}, not "
+                         f"{member.encoder_run} (the one run {member.run_id} learned on): featurize encoded --dataset "
+                         f"{dataset} --from-run {member.encoder_run}")
+    return found
+
+
 def evaluate_ensemble(registry: Registry, run_ids: Sequence[str], weights: Sequence[float] | None,
-                      split: str) -> CaptionEvaluation:
-    """Every caption metric of an ensemble (or one run) on ``split`` — what systems store."""
-    result = caption_split(registry, run_ids, split, weights)
+                      split: str, dataset: str | None = None) -> CaptionEvaluation:
+    """Every caption metric of an ensemble (or one run) on ``split`` of ``dataset`` (default:
+    the members' own) — what systems store."""
+    result = caption_split(registry, run_ids, split, weights, dataset=dataset)
     missing = [result.names[k] for k in result.captions if k not in result.references]
     if missing:
         raise InputError(f"{len(missing)} clip(s) of split {split!r} have no reference captions (e.g. {missing[0]})")

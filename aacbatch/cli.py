@@ -355,30 +355,63 @@ def evaluate():
     """Re-score trained runs."""
 
 
-@evaluate.command("retrieval")
-@click.option("--run", "run_id", required=True, help="A finished retrieval (or tagger) run.")
-@click.option("--split", "splits", multiple=True, default=("eval",), show_default=True, help="Split(s) to score.")
-@click.pass_context
-def evaluate_retrieval(ctx, run_id, splits):
-    """Score a run's best checkpoint on splits; scores and the similarity matrix go to the registry."""
+def _evaluate_options(func):
+    func = click.option("--split", "splits", multiple=True, default=("eval",), show_default=True,
+                        help="Split(s) to score.")(func)
+    func = click.option("--dataset", help="Score on this registered dataset [default: the run's or system's own].")(func)
+    func = click.option("--system", metavar="NAME", help="A system (its members as built) instead of one run.")(func)
+    return click.option("--run", "run_id", metavar="RUN_ID", help="A finished run (full id or unique prefix).")(func)
+
+
+def _evaluate(ctx, run_id, system, dataset, splits, outputs):
+    """Scores by split and the reasons of NULL ones, from the library function that applies."""
+    from aacbatch.evaluation import evaluate_caption_run, evaluate_retrieval_run, evaluate_system
+    from aacbatch.registry.datasets import dataset_name, get_dataset
+    from aacbatch.registry.runs import final_reasons, get_run
+    from aacbatch.registry.systems import stored_scores, system_by_name
     from aacbatch.train.run import evaluate_run
 
-    for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits), ("retrieval", "tagging")).items():
-        click.echo(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None))
+    if (run_id is None) == (system is None):
+        raise click.UsageError("give exactly one of --run RUN_ID or --system NAME")
+    registry = _registry(ctx)
+    if system is not None:
+        row = system_by_name(registry, system)
+        on = dataset or dataset_name(registry, row.dataset_id)
+        scores = evaluate_system(registry, system, on, splits)
+        reasons = stored_scores(registry, row.id, get_dataset(registry, on).id)[1]
+        return on, scores, reasons
+    run = get_run(registry, run_id)
+    own = dataset_name(registry, run.dataset_id)
+    if dataset is None or dataset == own:
+        scores = evaluate_run(registry, run.id, tuple(splits), outputs)
+        return own, scores, {split: final_reasons(registry, run.id, split) for split in scores}
+    other = evaluate_caption_run if outputs == ("caption",) else evaluate_retrieval_run
+    scores = other(registry, run.id, dataset, splits)
+    dataset_id = get_dataset(registry, dataset).id
+    return dataset, scores, {split: final_reasons(registry, run.id, split, dataset_id) for split in scores}
+
+
+@evaluate.command("retrieval")
+@_evaluate_options
+@click.pass_context
+def evaluate_retrieval(ctx, run_id, system, dataset, splits):
+    """Score a retrieval (or tagger) run or system on splits of its own or another dataset.
+
+    Scores go to the registry keyed by (run or system, dataset, split), the similarity matrix
+    beside them. E.g. aacbatch evaluate retrieval --run 3f2a1b0c --dataset clotho --split eval"""
+    on, scores, reasons = _evaluate(ctx, run_id, system, dataset, splits, ("retrieval", "tagging"))
+    for split, metrics in scores.items():
+        click.echo(f"{on} {split}: " + _shown(metrics, reasons.get(split, {})))
 
 
 @evaluate.command("caption")
-@click.option("--run", "run_id", required=True, help="A finished caption run.")
-@click.option("--split", "splits", multiple=True, default=("eval",), show_default=True, help="Split(s) to score.")
+@_evaluate_options
 @click.pass_context
-def evaluate_caption(ctx, run_id, splits):
-    """Caption a split with a run's best checkpoint and score it; scores and captions go to the registry."""
-    from aacbatch.train.run import evaluate_run
-    from aacbatch.registry.runs import final_reasons
-
-    registry = _registry(ctx)
-    for split, values in evaluate_run(registry, run_id, tuple(splits), ("caption",)).items():
-        click.echo(f"{split}: " + _shown(values, final_reasons(registry, run_id, split)))
+def evaluate_caption(ctx, run_id, system, dataset, splits):
+    """Caption splits with a caption run or system and score them; scores and captions go to the registry."""
+    on, scores, reasons = _evaluate(ctx, run_id, system, dataset, splits, ("caption",))
+    for split, metrics in scores.items():
+        click.echo(f"{on} {split}: " + _shown(metrics, reasons.get(split, {})))
 
 
 def _shown(values: dict, reasons: dict) -> str:
@@ -389,28 +422,45 @@ def _shown(values: dict, reasons: dict) -> str:
 
 @cli.command("caption")
 @click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--run", "run_ids", multiple=True, required=True,
+@click.option("--run", "run_ids", multiple=True,
               help="Caption run (repeat for an ensemble: per-step log-probabilities are averaged).")
 @click.option("--weight", "weights", multiple=True, type=float, help="Ensemble weight per --run, in order.")
-@click.option("--split", help="Caption every clip of this split of the runs' dataset instead of files.")
+@click.option("--system", metavar="NAME", help="A caption system: its members with their weights.")
+@click.option("--split", help="Caption every clip of this split instead of files.")
+@click.option("--dataset", help="The dataset of --split [default: the runs' own].")
 @_format_option
 @click.pass_context
-def caption_cmd(ctx, audio, run_ids, weights, split, fmt):
+def caption_cmd(ctx, audio, run_ids, weights, system, split, dataset, fmt):
     """Caption audio files (any rate/channels) or a dataset split with trained captioners.
 
     \b
     Examples:
       aacbatch caption --run RUN_ID dog.wav street.flac
       aacbatch caption --run RUN_A --run RUN_B --split eval --format json
+      aacbatch caption --system caption_s1 --split eval --dataset audiocaps
     """
     from aacbatch.captioning import caption_files, caption_split
     from aacbatch.formatting import render
+    from aacbatch.registry.systems import members_of, system_by_name
 
     if bool(audio) == bool(split):
         raise click.UsageError("give audio files or --split, not both (and not neither)")
+    if bool(run_ids) == bool(system):
+        raise click.UsageError("give --run (repeatable) or --system, not both (and not neither)")
+    if dataset and not split:
+        raise click.UsageError("--dataset names the dataset of --split")
     registry = _registry(ctx)
+    if system:
+        pairs = members_of(registry, system_by_name(registry, system))
+        run_ids, weights = [r for r, _ in pairs], [w for _, w in pairs]
+    from aacbatch.registry.queries import describe_model
+    from aacbatch.registry.runs import get_run
+
+    if fmt in ("table", "md"):  # machine formats stay exactly the data
+        click.echo(f"note: model: {describe_model(registry, [get_run(registry, r).id for r in run_ids], system)}",
+                   err=True)
     if split:
-        result = caption_split(registry, run_ids, split, weights or None)
+        result = caption_split(registry, run_ids, split, weights or None, dataset=dataset)
         rows = [(result.names[k], text) for k, text in result.captions.items()]
     else:
         rows = list(zip(map(str, audio), caption_files(registry, run_ids, audio, weights or None)))
@@ -488,6 +538,8 @@ def system_build(ctx, name, query_file, params, splits):
     result = build_system(_registry(ctx), name, query_file=query_file, params=parse_params(params), splits=splits)
     n = len(result.members)
     click.echo(f"system {result.name} ({result.kind}, {n} member{'s' if n != 1 else ''}): {result.status}")
+    chosen = ", ".join(f"{k}={v}" for k, v in result.params.items() if k != "dataset")
+    click.echo(f"  on dataset {result.dataset}{f' ({chosen})' if chosen else ''}")
     for member in result.members:
         click.echo(f"  {member.rank}. {member.run_id} weight {member.weight:g}")
     for warning in result.warnings:
@@ -580,9 +632,11 @@ def _model_options(func):
 @click.option("--max-seconds", type=float, default=60.0, show_default=True,
               help="Embed at most the first S seconds of each file.")
 @click.option("--replace", is_flag=True, help="Rebuild an index of this name made from another folder or model.")
+@click.option("-v", "--verbose", is_flag=True, help="Also name every file skipped as not audio.")
 @click.pass_context
-def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, replace):
-    """Embed every audio file below AUDIO_DIR (wav, flac, ogg, …; any rate and channels) for search.
+def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, replace, verbose):
+    """Embed every audio file below AUDIO_DIR (whatever libsndfile decodes: wav, flac, ogg/oga,
+    mp3, …, whatever the extension; any rate and channels) for search.
 
     Re-running it is incremental: unchanged files are kept, new and changed files embedded,
     deleted files dropped; an interrupted run resumes. E.g. aacbatch index ~/sounds --run RUN_ID
@@ -593,6 +647,8 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, r
                          max_seconds=max_seconds, replace=replace, progress=lambda total, desc: _progress(total, desc, "file"))
     for file, reason in result.unreadable:
         click.echo(f"skipped (unreadable): {file}: {reason}", err=True)
+    for file in result.non_audio_files if verbose else ():
+        click.echo(f"skipped (not audio): {file}", err=True)
     if result.cut:
         click.echo(f"note: {result.cut} file(s) longer than {max_seconds:g} s: only their first {max_seconds:g} s "
                    "are embedded", err=True)
@@ -602,34 +658,56 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, r
 
 
 @cli.command("search")
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--queries", "queries_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Many queries from one model load: one per line (TEXT<TAB>EXPECTED_FILE to rank a file), or JSON.")
 @click.option("--index", "index_name", required=True, help="Index to search (see `aacbatch index`).")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of files to list.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 @_model_options
 @click.pass_context
-def search_cmd(ctx, query, index_name, k, fmt, run_id, system):
+def search_cmd(ctx, query, queries_file, index_name, k, fmt, run_id, system):
     """Rank the files of an index by similarity to QUERY, e.g. aacbatch search "a dog barks" --index sounds.
 
-    --run/--system are optional: given, they must be the model that built the index.
+    --run/--system are optional: given, they must be the model that built the index. With
+    --queries FILE every query is answered from one load, and a query that names the file it
+    should find reports that file's rank (a way to measure a model on your own folder).
     """
     import json
 
     from aacbatch.formatting import render
-    from aacbatch.search.query import Searcher
+    from aacbatch.search.query import Query, Searcher, check_query, read_queries
 
+    if (query is None) == (queries_file is None):
+        raise click.UsageError("give a QUERY or --queries FILE")
+    queries = read_queries(queries_file, k) if queries_file else [Query(check_query(query, k))]  # before any load
     searcher = Searcher.open(_registry(ctx), index_name, run=run_id, system=system)
-    results = searcher.search(query, k)
-    for note in results.notes:
+    if fmt == "table":  # machine formats stay exactly the data
+        click.echo(f"note: model: {searcher.describe_model()}", err=True)
+    results = searcher.search_many(queries, k)
+    for note in sorted({n for r in results for n in r.notes}):
         click.echo(f"note: {note}", err=True)
+    hits_of = lambda r: [{"rank": h.rank, "score": h.score, "id": h.id, "file": h.file,  # noqa: E731
+                          "path": str(searcher.index.folder / h.file), "duration": h.duration, "caption": h.caption}
+                         for h in r.hits]
     if fmt == "json":
-        click.echo(json.dumps([{"rank": h.rank, "score": h.score, "id": h.id, "file": h.file,
-                                "path": str(searcher.index.folder / h.file), "duration": h.duration,
-                                "caption": h.caption} for h in results.hits], indent=2, ensure_ascii=False))
+        out = [{"query": r.query, "hits": hits_of(r), "expected": r.expected, "expected_rank": r.expected_rank}
+               for r in results] if queries_file else hits_of(results[0])
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    if queries_file:
+        rows = [(r.query, r.hits[0].file, r.hits[0].score, r.expected or "", r.expected_rank) for r in results]
+        click.echo(render(["query", "top file", "score", "expected", "expected rank"], rows, "table"))
+        ranked = [r.expected_rank for r in results if r.expected_rank is not None]
+        if ranked:
+            import statistics
+
+            click.echo(f"{len(ranked)} queries with an expected file: R@1 {sum(r <= 1 for r in ranked) / len(ranked):.3f}, "
+                       f"R@{k} {sum(r <= k for r in ranked) / len(ranked):.3f}, median rank {statistics.median(ranked):g}")
         return
     with_captions = searcher.index.captions is not None
     columns = ["rank", "score", "file"] + (["caption"] if with_captions else [])
-    rows = [(h.rank, h.score, h.file) + ((h.caption,) if with_captions else ()) for h in results.hits]
+    rows = [(h.rank, h.score, h.file) + ((h.caption,) if with_captions else ()) for h in results[0].hits]
     click.echo(render(columns, rows, "table"))
 
 
@@ -647,8 +725,8 @@ def serve_cmd(ctx, index_name, port, host):
     sock = listen(host, port)  # a busy port is one line before the model loads
     searcher = Searcher.open(_registry(ctx), index_name)
     server = make_server(searcher, host, port, sock)
-    click.echo(f"serving index {index_name} ({len(searcher.index)} files) at http://{host}:{server.server_port}/ "
-               "— Ctrl-C stops")
+    click.echo(f"serving index {index_name} ({len(searcher.index)} files; model: {searcher.describe_model()}) at "
+               f"http://{host}:{server.server_port}/ — Ctrl-C stops")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aacbatch.errors import InputError
 from aacbatch.formatting import render
-from aacbatch.registry.queries import declared_params, named_query, run_sql
+from aacbatch.registry.queries import declared_params, named_query, run_sql, with_dataset
 from aacbatch.registry.store import Registry
 from aacbatch.resources import resource_dir
 
@@ -60,7 +60,7 @@ def report_query(name: str) -> tuple[str, str]:
 def run_report(registry: Registry, name: str, params: dict[str, object] | None = None, *,
                with_paper: bool = False) -> Report:
     sql, source = report_query(name)
-    params = {**declared_params(sql), **(params or {})}
+    params = with_dataset(registry, sql, {**declared_params(sql), **(params or {})})
     columns, rows = run_sql(registry, sql, params, source=source)
     plot = _PLOT.search(sql)
     paper = paper_reference(Path(name).stem) if with_paper else None

@@ -36,7 +36,8 @@ from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import retrieval_scores
 from aacbatch.hashing import fingerprint
 from aacbatch.names import check_name, inside
-from aacbatch.registry.queries import declared_params, named_query, run_sql
+from aacbatch.registry.datasets import dataset_name
+from aacbatch.registry.queries import declared_params, named_query, run_sql, with_dataset
 from aacbatch.registry.runs import artifacts, best_checkpoints, runs_by_id
 from aacbatch.registry.store import Registry
 from aacbatch.registry.systems import (SystemRows, artifacts_present, find_system, stored_scores, system_by_name,
@@ -60,6 +61,7 @@ class Selection:
 
     members: list[Member]
     kind: str
+    dataset_id: str
     warnings: list[str]
 
 
@@ -73,6 +75,8 @@ class BuildResult:
     scores: dict[str, dict[str, float | None]]  # split → metric → value
     reasons: dict[str, dict[str, str]]  # split → metric → why it is NULL
     warnings: list[str]
+    params: dict[str, object]  # as the query ran, the dataset resolved
+    dataset: str | None  # the dataset the members were trained and selected on
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ def select_members(registry: Registry, sql: str, params: dict[str, object], sour
     warnings = []
     if expected is not None and len(ids) < int(expected):
         warnings.append(f"{source} asked for {int(expected)} members and found {len(ids)}: built with those")
-    return Selection(members, next(iter(kinds.values())), warnings)
+    return Selection(members, next(iter(kinds.values())), runs[ids[0]].dataset_id, warnings)
 
 
 def _ensemble_kind(task: str) -> str | None:
@@ -171,7 +175,7 @@ def _inputs(registry: Registry, selection: Selection, splits: Sequence[str]) -> 
     """
     ids = [m.run_id for m in selection.members]
     best = best_checkpoints(registry, ids)
-    similarity = artifacts(registry, ids, "similarity", splits)
+    similarity = artifacts(registry, ids, "similarity", splits, selection.dataset_id)
     inputs: dict[str, object] = {}
     for member in selection.members:
         ckpt = best.get(member.run_id)
@@ -215,6 +219,11 @@ def _load_similarity(run_id: str, path: Path) -> _Similarity:
         raise InputError(f"run {run_id}'s similarity matrix {path} is {sim.shape} for {len(arrays['caption_idx'])} "
                          f"captions × {len(arrays['clip_idx'])} clips: re-score the run")
     return _Similarity(run_id, path, arrays)
+
+
+def similarity_arrays(run_id: str, arrays: dict[str, np.ndarray]) -> _Similarity:
+    """A member's similarity arrays computed now (not read from an artifact), for :func:`mean_similarity`."""
+    return _Similarity(run_id, Path("<computed>"), arrays)
 
 
 def mean_similarity(parts: Sequence[_Similarity], weights: Sequence[float], split: str) -> dict[str, np.ndarray]:
@@ -272,7 +281,7 @@ def build_system(registry: Registry, name: str, *, query_file: Path | None = Non
     if not splits:
         raise InputError("give at least one --split to evaluate the system on")
     sql, source, defaults = system_query(name, query_file)
-    params = {**defaults, **(params or {})}
+    params = with_dataset(registry, sql, {**defaults, **(params or {})})
     selection = select_members(registry, sql, params, source)
     inputs = _inputs(registry, selection, splits)
     fp = system_fingerprint(sql, params, splits, selection.members, inputs)
@@ -280,7 +289,8 @@ def build_system(registry: Registry, name: str, *, query_file: Path | None = Non
     if existing is not None and existing.fingerprint == fp and artifacts_present(registry, existing.id):
         scores, reasons = stored_scores(registry, existing.id)
         return BuildResult(name, existing.id, existing.kind, "unchanged", selection.members, scores, reasons,
-                           existing.warnings.split("\n") if existing.warnings else [])
+                           existing.warnings.split("\n") if existing.warnings else [], params,
+                           dataset_name(registry, selection.dataset_id))
     if selection.kind == "retrieval":
         results = _retrieval_ensemble(selection, inputs, splits)
         scores = {split: metrics for split, (_, metrics) in results.items()}
@@ -291,7 +301,7 @@ def build_system(registry: Registry, name: str, *, query_file: Path | None = Non
         reasons = {split: {k: v for k, v in ev.reasons.items() if ev.metrics.get(k) is None} for split, ev in results.items()}
     written = _write_artifacts(registry, name, fp, results) if selection.kind == "retrieval" else {}
     captions = {split: ev.captions for split, ev in results.items()} if selection.kind == "caption" else {}
-    rows = SystemRows(selection.kind, sql, params, fp, selection.warnings,
+    rows = SystemRows(selection.kind, selection.dataset_id, sql, params, fp, selection.warnings,
                       [(m.run_id, m.rank, m.weight) for m in selection.members], scores, reasons, written, captions)
     try:
         system_id, status = write_system(registry, name, rows)
@@ -300,7 +310,8 @@ def build_system(registry: Registry, name: str, *, query_file: Path | None = Non
             path.unlink(missing_ok=True)
         raise
     _remove_stale_artifacts(registry, name, set(written.values()))
-    return BuildResult(name, system_id, selection.kind, status, selection.members, scores, reasons, selection.warnings)
+    return BuildResult(name, system_id, selection.kind, status, selection.members, scores, reasons, selection.warnings,
+                       params, dataset_name(registry, selection.dataset_id))
 
 
 def _write_artifacts(registry: Registry, name: str, fp: str, results: dict) -> dict[str, Path]:

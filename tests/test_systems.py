@@ -195,7 +195,7 @@ def test_list_and_show(registry, fakes):
     cols, member_rows = info["members"]
     assert [r[cols.index("run_id")] for r in member_rows] == fakes.of("mae", "msle", "claip", "clap", "claip_tag")
     assert [r[cols.index("tag_loss")] for r in member_rows] == ["mae", "mse_log", "", "", "mse_log"]
-    assert info["params"]["k"] == 10 and info["params"]["dataset"] is None
+    assert info["params"]["k"] == 10 and info["params"]["dataset"] == "target"  # the default, resolved and recorded
     assert info["query"].startswith("-- Retrieval S3")
     with pytest.raises(NotFoundError, match="unknown system 'nope' .*known: retrieval_s3"):
         show_system(registry, "nope")

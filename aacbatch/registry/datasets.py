@@ -39,6 +39,12 @@ def find_dataset(registry: Registry, name: str) -> Dataset | None:
         return session.scalar(select(Dataset).where(Dataset.name == name))
 
 
+def dataset_name(registry: Registry, dataset_id: str | None) -> str | None:
+    with registry.transaction() as session:
+        row = session.get(Dataset, dataset_id) if dataset_id else None
+        return row.name if row is not None else None
+
+
 def dataset_names(registry: Registry, fmt: str | None = None) -> list[str]:
     with registry.transaction() as session:
         query = select(Dataset.name).order_by(Dataset.name)

@@ -39,6 +39,50 @@ def declared_params(sql: str) -> dict[str, object]:
             for name, type_name, value in _DECLARED.findall(sql)}
 
 
+_FAMILY = re.compile(r"^--\s*family:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def declared_family(sql: str) -> str | None:
+    """The family whose dataset a query defaults to (``-- family: retrieval``), if it declares one."""
+    found = _FAMILY.search(sql)
+    return found.group(1) if found else None
+
+
+def default_dataset(registry: Registry, family: str) -> str:
+    """The dataset a ``family`` query uses when none is named: the one its finished runs were
+    fine-tuned on (or, with none fine-tuned, the one they were trained on). Several candidates
+    are refused, naming them — a run trained for another purpose never moves a default."""
+    _, rows = run_sql(registry, named_query("tuned_datasets").read_text(encoding="utf-8"), {"family": family},
+                      source="sql/queries/tuned_datasets.sql")
+    if len(rows) == 1:
+        return rows[0][0]
+    if not rows:
+        raise InputError(f"no finished {family} runs yet to take a dataset from: train some, or pass --param dataset=NAME")
+    listed = ", ".join(f"{name} ({n} run{'s' if n != 1 else ''})" for name, n in rows)
+    raise InputError(f"{family} runs were fine-tuned on several datasets ({listed}): pass --param dataset=NAME")
+
+
+def with_dataset(registry: Registry, sql: str, params: dict[str, object]) -> dict[str, object]:
+    """``params`` with a NULL ``dataset`` replaced by the declared family's default dataset."""
+    family = declared_family(sql)
+    if family is None or "dataset" not in params or params["dataset"] is not None:
+        return params
+    return {**params, "dataset": default_dataset(registry, family)}
+
+
+def describe_model(registry: Registry, run_ids: list[str], system: str | None = None) -> str:
+    """One line saying what a model is: each run's task, training dataset and whether it
+    depends on random-weight stand-ins — what search, serve and caption print with results."""
+    _, rows = run_sql(registry, named_query("model_info").read_text(encoding="utf-8"), {"runs": ",".join(run_ids)},
+                      source="sql/queries/model_info.sql")
+    info = {r[0]: r[1:] for r in rows}
+    parts = []
+    for run_id in run_ids:
+        task, dataset, random_inputs = info.get(run_id, ("?", "?", False))
+        parts.append(f"{task} run {run_id[:8]} trained on {dataset}{' (random-weight inputs)' if random_inputs else ''}")
+    return (f"system {system}: " if system else "") + "; ".join(parts)
+
+
 def placeholders(sql: str) -> list[str]:
     """Names of the ``:name`` placeholders in ``sql`` (ignoring ``::casts``, string literals and
     ``--`` comments, whose apostrophes must not start a literal)."""

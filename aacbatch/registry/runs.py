@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from aacbatch.errors import InputError, NotFoundError
 from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, new_id, utcnow
@@ -105,11 +105,14 @@ def best_checkpoints(registry: Registry, ids: Sequence[str]) -> dict[str, Checkp
     return {c.run_id: registry.resolved(c) for c in rows}
 
 
-def artifacts(registry: Registry, ids: Sequence[str], kind: str, splits: Sequence[str]) -> dict[tuple[str, str], Prediction]:
-    """Split-level artifact rows (e.g. ``similarity`` matrices) of runs, by (run id, split)."""
+def artifacts(registry: Registry, ids: Sequence[str], kind: str, splits: Sequence[str],
+              dataset_id: str | None = None) -> dict[tuple[str, str], Prediction]:
+    """Split-level artifact rows (e.g. ``similarity`` matrices) of runs on ``dataset_id``
+    (default: each run's own dataset), by (run id, split)."""
     with registry.transaction() as session:
-        rows = session.scalars(select(Prediction).where(Prediction.run_id.in_(list(ids)), Prediction.kind == kind,
-                                                        Prediction.split.in_(list(splits)))).all()
+        rows = session.scalars(select(Prediction).where(
+            Prediction.run_id.in_(list(ids)), Prediction.kind == kind, Prediction.split.in_(list(splits)),
+            _on_dataset(Prediction.dataset_id, Prediction.run_id, dataset_id))).all()
     return {(p.run_id, p.split): registry.resolved(p, "artifact_path") for p in rows}
 
 
@@ -127,21 +130,32 @@ def find_finished(registry: Registry, task: str, config: dict, feature_sets: lis
     return None
 
 
-def final_scores(registry: Registry, run_id: str) -> dict[str, dict[str, float | None]]:
+def _on_dataset(row_dataset, row_run, dataset_id: str | None):
+    """Rows on ``dataset_id`` — by default, on the dataset their run was trained on. A row
+    without a dataset (written before rows recorded it) is on its run's dataset."""
+    own = select(Run.dataset_id).where(Run.id == row_run).scalar_subquery()
+    if dataset_id is None:
+        return or_(row_dataset == own, row_dataset.is_(None))
+    return or_(row_dataset == dataset_id, and_(row_dataset.is_(None), own == dataset_id))
+
+
+def final_scores(registry: Registry, run_id: str, dataset_id: str | None = None) -> dict[str, dict[str, float | None]]:
+    """A run's final scores on ``dataset_id`` (default: its own dataset): split → metric → value."""
     with registry.transaction() as session:
-        rows = session.execute(select(Score.split, Score.metric, Score.value)
-                               .where(Score.run_id == run_id, Score.epoch.is_(None))).all()
+        rows = session.execute(select(Score.split, Score.metric, Score.value).where(
+            Score.run_id == run_id, Score.epoch.is_(None), _on_dataset(Score.dataset_id, Score.run_id, dataset_id))).all()
     out: dict[str, dict] = {}
     for split, metric, value in rows:
         out.setdefault(split, {})[metric] = value
     return out
 
 
-def final_reasons(registry: Registry, run_id: str, split: str) -> dict[str, str]:
+def final_reasons(registry: Registry, run_id: str, split: str, dataset_id: str | None = None) -> dict[str, str]:
     """Why each NULL final metric of a run on a split is NULL (e.g. a missing SPICE asset)."""
     with registry.transaction() as session:
         rows = session.execute(select(Score.metric, Score.reason).where(
-            Score.run_id == run_id, Score.split == split, Score.epoch.is_(None), Score.value.is_(None))).all()
+            Score.run_id == run_id, Score.split == split, Score.epoch.is_(None), Score.value.is_(None),
+            _on_dataset(Score.dataset_id, Score.run_id, dataset_id))).all()
     return dict(rows)
 
 
@@ -157,11 +171,19 @@ class SplitResult:
 
 
 class RunRecorder:
-    """Registry writes of one run."""
+    """Registry writes of one run; scores and predictions are on ``dataset_id`` (by default
+    the dataset the run was trained on)."""
 
-    def __init__(self, registry: Registry, run_id: str):
+    def __init__(self, registry: Registry, run_id: str, dataset_id: str | None = None):
         self.registry = registry
         self.run_id = run_id
+        self._dataset_id = dataset_id
+
+    @property
+    def dataset_id(self) -> str | None:
+        if self._dataset_id is None:
+            self._dataset_id = get_run(self.registry, self.run_id).dataset_id
+        return self._dataset_id
 
     @classmethod
     def start(cls, registry: Registry, *, task: str, config: dict, dataset_id: str | None, parent_run_id: str | None,
@@ -172,7 +194,7 @@ class RunRecorder:
                             config_json=json.dumps(config), feature_sets_json=json.dumps(feature_sets), seed=seed,
                             status="running", random_weights=random_weights, host=socket.gethostname(),
                             git_rev=revision))
-        return cls(registry, run_id)
+        return cls(registry, run_id, dataset_id)
 
     def scores(self, split: str, metrics: dict[str, float | None], epoch: int | None,
                reasons: dict[str, str] | None = None) -> None:
@@ -189,23 +211,27 @@ class RunRecorder:
                 self._put_scores(session, split, result.metrics, None, result.reasons)
                 if result.captions is not None:
                     self._replace_predictions(session, split, "caption")
-                    session.add_all(Prediction(run_id=self.run_id, split=split, kind="caption", clip_id=clip_id,
-                                               text=text) for clip_id, text in result.captions.items())
+                    session.add_all(Prediction(run_id=self.run_id, dataset_id=self.dataset_id, split=split,
+                                               kind="caption", clip_id=clip_id, text=text)
+                                    for clip_id, text in result.captions.items())
                 for kind, path in result.artifacts.items():
                     self._replace_predictions(session, split, kind)
-                    session.add(Prediction(run_id=self.run_id, split=split, kind=kind,
+                    session.add(Prediction(run_id=self.run_id, dataset_id=self.dataset_id, split=split, kind=kind,
                                            artifact_path=self.registry.stored_path(path)))
 
     def _put_scores(self, session, split: str, metrics: dict, epoch: int | None, reasons: dict[str, str]) -> None:
         same_epoch = Score.epoch.is_(None) if epoch is None else Score.epoch == epoch
-        session.execute(delete(Score).where(Score.run_id == self.run_id, Score.split == split, same_epoch))
+        dataset_id = self.dataset_id
+        session.execute(delete(Score).where(Score.run_id == self.run_id, Score.split == split, same_epoch,
+                                            _on_dataset(Score.dataset_id, Score.run_id, dataset_id)))
         for metric, value in metrics.items():
-            session.add(Score(run_id=self.run_id, split=split, metric=metric, value=value,
+            session.add(Score(run_id=self.run_id, dataset_id=dataset_id, split=split, metric=metric, value=value,
                               reason=reasons.get(metric) if value is None else None, epoch=epoch))
 
     def _replace_predictions(self, session, split: str, kind: str) -> None:
         session.execute(delete(Prediction).where(Prediction.run_id == self.run_id, Prediction.split == split,
-                                                 Prediction.kind == kind))
+                                                 Prediction.kind == kind,
+                                                 _on_dataset(Prediction.dataset_id, Prediction.run_id, self.dataset_id)))
 
     def checkpoint(self, path: Path, epoch: int, step: int, is_best: bool) -> None:
         stored = self.registry.stored_path(path)

@@ -164,6 +164,7 @@ class Score(Base):
     id: Mapped[str] = _id()
     run_id: Mapped[str | None] = mapped_column(String(36))
     system_id: Mapped[str | None] = _ref(nullable=True)
+    dataset_id: Mapped[str | None] = _ref(nullable=True)  # the dataset it was computed on
     split: Mapped[str] = mapped_column(String(64), nullable=False)
     metric: Mapped[str] = mapped_column(String(64), nullable=False)
     value: Mapped[float | None] = mapped_column(Double)
@@ -179,6 +180,7 @@ class Prediction(Base):
     id: Mapped[str] = _id()
     run_id: Mapped[str | None] = _ref(nullable=True)
     system_id: Mapped[str | None] = _ref(nullable=True)
+    dataset_id: Mapped[str | None] = _ref(nullable=True)  # the dataset of the split
     split: Mapped[str] = mapped_column(String(64), nullable=False)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     clip_id: Mapped[str | None] = mapped_column(String(36))
@@ -194,6 +196,7 @@ class System(Base):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    dataset_id: Mapped[str | None] = _ref(nullable=True)  # the dataset its members were selected on
     query_text: Mapped[str] = mapped_column(Text, nullable=False)
     params_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)

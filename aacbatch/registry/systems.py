@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from aacbatch.errors import NotFoundError
 from aacbatch.registry.schema import Prediction, Score, System, SystemMember, utcnow
@@ -24,6 +24,7 @@ class SystemRows:
     with reasons for NULLs, artifact paths per split and captions per split (clip id → text)."""
 
     kind: str
+    dataset_id: str | None  # the dataset the members were selected and scored on
     query: str
     params: dict
     fingerprint: str
@@ -57,12 +58,16 @@ def members_of(registry: Registry, system: System) -> list[tuple[str, float]]:
             .order_by(SystemMember.rank)).all()]
 
 
-def stored_scores(registry: Registry, system_id: str) -> tuple[dict, dict]:
-    """Final scores and reasons of a system: split → metric → value / reason."""
+def stored_scores(registry: Registry, system_id: str, dataset_id: str | None = None) -> tuple[dict, dict]:
+    """Final scores and reasons of a system on ``dataset_id`` (default: the dataset it was
+    built on): split → metric → value / reason."""
     scores: dict[str, dict] = {}
     reasons: dict[str, dict] = {}
     with registry.transaction() as session:
-        for row in session.scalars(select(Score).where(Score.system_id == system_id, Score.epoch.is_(None))):
+        if dataset_id is None:
+            dataset_id = session.get(System, system_id).dataset_id
+        on = or_(Score.dataset_id == dataset_id, Score.dataset_id.is_(None)) if dataset_id else Score.dataset_id.is_(None)
+        for row in session.scalars(select(Score).where(Score.system_id == system_id, Score.epoch.is_(None), on)):
             scores.setdefault(row.split, {})[row.metric] = row.value
             if row.reason:
                 reasons.setdefault(row.split, {})[row.metric] = row.reason
@@ -74,6 +79,28 @@ def artifacts_present(registry: Registry, system_id: str) -> bool:
         paths = session.scalars(select(Prediction.artifact_path).where(Prediction.system_id == system_id,
                                                                        Prediction.artifact_path.is_not(None))).all()
     return all(Path(registry.real_path(p)).is_file() for p in paths)
+
+
+def put_system_scores(registry: Registry, system_id: str, dataset_id: str, scores: dict[str, dict],
+                      reasons: dict[str, dict[str, str]], artifacts: dict[str, Path],
+                      captions: dict[str, dict[str, str]]) -> None:
+    """Scores (and similarity matrices or captions) of an existing system on ``dataset_id``,
+    replacing earlier ones of the same splits, in one transaction; its members stay."""
+    with registry.transaction() as session:
+        for split in scores:
+            for table in (Score, Prediction):
+                session.execute(delete(table).where(table.system_id == system_id, table.dataset_id == dataset_id,
+                                                    table.split == split))
+            for metric, value in scores[split].items():
+                reason = None if value is not None else (reasons.get(split, {}).get(metric)
+                                                         or "the evaluation gave no value and no reason")
+                session.add(Score(system_id=system_id, dataset_id=dataset_id, split=split, metric=metric, value=value,
+                                  reason=reason))
+            if split in artifacts:
+                session.add(Prediction(system_id=system_id, dataset_id=dataset_id, split=split, kind="similarity",
+                                       artifact_path=registry.stored_path(artifacts[split])))
+            session.add_all(Prediction(system_id=system_id, dataset_id=dataset_id, split=split, kind="caption",
+                                       clip_id=clip_id, text=text) for clip_id, text in captions.get(split, {}).items())
 
 
 def write_system(registry: Registry, name: str, rows: SystemRows) -> tuple[str, str]:
@@ -89,6 +116,7 @@ def write_system(registry: Registry, name: str, rows: SystemRows) -> tuple[str, 
             for table in (SystemMember, Score, Prediction):
                 session.execute(delete(table).where(table.system_id == system.id))
         system.kind, system.query_text, system.fingerprint = rows.kind, rows.query, rows.fingerprint
+        system.dataset_id = rows.dataset_id
         system.params_json = json.dumps(rows.params, sort_keys=True)
         system.warnings = "\n".join(rows.warnings) or None
         system.created_at = utcnow()
@@ -99,11 +127,13 @@ def write_system(registry: Registry, name: str, rows: SystemRows) -> tuple[str, 
             for metric, value in metrics.items():
                 reason = None if value is not None else (rows.reasons.get(split, {}).get(metric)
                                                          or "the evaluation gave no value and no reason")
-                session.add(Score(system_id=system.id, split=split, metric=metric, value=value, reason=reason))
+                session.add(Score(system_id=system.id, dataset_id=rows.dataset_id, split=split, metric=metric,
+                                  value=value, reason=reason))
         for split, path in rows.artifacts.items():
-            session.add(Prediction(system_id=system.id, split=split, kind="similarity",
+            session.add(Prediction(system_id=system.id, dataset_id=rows.dataset_id, split=split, kind="similarity",
                                    artifact_path=registry.stored_path(path)))
         for split, captions in rows.captions.items():
-            session.add_all(Prediction(system_id=system.id, split=split, kind="caption", clip_id=clip_id, text=text)
+            session.add_all(Prediction(system_id=system.id, dataset_id=rows.dataset_id, split=split, kind="caption",
+                                       clip_id=clip_id, text=text)
                             for clip_id, text in captions.items())
         return system.id, status

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,25 +82,24 @@ class IndexResult:
     removed: int
     embedded: int  # files embedded by this run (not copied, not done by an interrupted run)
     unreadable: list[tuple[str, str]]  # (relative path, reason): skipped
-    non_audio: int  # files skipped for their extension
+    non_audio: int  # files libsndfile cannot read that do not look like audio either (text, images, …)
     cut: int  # files longer than max_seconds, embedded from their start
     url: str
+    non_audio_files: list[str] = field(default_factory=list)  # their relative paths (for -v)
 
 
 def known_indexes(registry: Registry) -> list[str]:
     return dataset_names(registry, INDEX_FORMAT)
 
 
-def scan_folder(folder: Path) -> tuple[list[AudioFile], int]:
-    """Audio files below ``folder`` (by extension, sorted by relative path) and the count of other files."""
-    audio, other = [], 0
+def scan_folder(folder: Path) -> list[AudioFile]:
+    """Every file below ``folder``, sorted by relative path. Which of them are audio is decided
+    by probing their content (libsndfile), not by their extension: an ``.oga`` is Ogg Vorbis."""
+    files = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            other += 1
-            continue
         stat = path.stat()
-        audio.append(AudioFile(path.relative_to(folder).as_posix(), path, stat.st_size, stat.st_mtime_ns))
-    return audio, other
+        files.append(AudioFile(path.relative_to(folder).as_posix(), path, stat.st_size, stat.st_mtime_ns))
+    return files
 
 
 def default_name(folder: Path) -> str:
@@ -135,17 +134,17 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
         _check_same_model(current, folder, spec, identity)
         previous = FeatureStore.open(current.feature_set.path)
 
-    files, non_audio = scan_folder(folder)
-    plan, unreadable, counts = _plan(files, previous, progress)
+    plan, unreadable, skipped, counts = _plan(scan_folder(folder), previous, progress)
+    non_audio = len(skipped)
     if not plan:
         example = f" (e.g. {unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
         raise InputError(f"no readable audio in {folder}: {len(unreadable)} unreadable audio file(s){example} and "
-                         f"{non_audio} other file(s); aacbatch reads {', '.join(AUDIO_SUFFIXES)}")
+                         f"{non_audio} other file(s) libsndfile cannot read (wav, flac, ogg/oga, mp3, aiff, …)")
     fp = fingerprint(spec, identity, str(folder), [(p.id, p.file.name, p.file.size, p.file.mtime_ns) for p in plan])
     if current is not None and current.feature_set.fingerprint == fp:
         store = FeatureStore.open(current.feature_set.path)
         return IndexResult(name, "unchanged", current.dataset.n_clips, len(plan), 0, 0, 0, 0, unreadable, non_audio,
-                           _long_files(store, max_seconds), store.url)
+                           _long_files(store, max_seconds), store.url, skipped)
 
     url = cache_url(registry.settings, name, f"index-{fp[:16]}")
     meta = {"kind": INDEX_FORMAT, "name": name, "folder": str(folder), "spec": spec, "model_identity": identity,
@@ -174,7 +173,7 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
     _drop_other_versions(url)
     status = "created" if current is None else "updated"
     return IndexResult(name, status, good, counts["kept"], counts["added"], counts["changed"], counts["removed"],
-                       builder.embedded, unreadable, non_audio, _long_files(store, max_seconds), url)
+                       builder.embedded, unreadable, non_audio, _long_files(store, max_seconds), url, skipped)
 
 
 def _long_files(store: FeatureStore, max_seconds: float) -> int:
@@ -208,8 +207,10 @@ def _caption_identity(registry: Registry, caption_runs: Sequence[str]) -> list[d
 
 
 def _plan(files: list[AudioFile], previous: FeatureStore | None,
-          progress: Callable | None) -> tuple[list[PlannedFile], list[tuple[str, str]], dict[str, int]]:
-    """Each readable file with its id, and whether it is copied (unchanged) or embedded.
+          progress: Callable | None) -> tuple[list[PlannedFile], list[tuple[str, str]], list[str], dict[str, int]]:
+    """Each readable file with its id, and whether it is copied (unchanged) or embedded; the
+    files that look like audio (by extension) but cannot be read, with why; the other files
+    libsndfile cannot read (not audio: skipped).
 
     A file keeps its id while it stays at the same path; new paths get ids above every id
     used so far, in path order, so the same folder always gives the same plan (resume)."""
@@ -223,12 +224,15 @@ def _plan(files: list[AudioFile], previous: FeatureStore | None,
     next_id = max((v[0] for v in old.values()), default=-1) + 1
     to_check = [f for f in files if not _unchanged(old.get(f.name), f)]
     bar = progress(len(to_check), "checking audio") if progress and to_check else None
-    infos, unreadable = {}, []
+    infos, unreadable, skipped = {}, [], []
     for f in to_check:
         try:
             infos[f.name] = probe(f.path)
         except InputError as exc:
-            unreadable.append((f.name, first_line(exc)))
+            if Path(f.name).suffix.lower() in AUDIO_SUFFIXES:
+                unreadable.append((f.name, first_line(exc)))
+            else:
+                skipped.append(f.name)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -249,7 +253,7 @@ def _plan(files: list[AudioFile], previous: FeatureStore | None,
             plan.append(PlannedFile(file_id, f, infos[f.name], None))
     present = {p.file.name for p in plan}
     counts["removed"] = sum(1 for n, v in old.items() if not v[4] and n not in present)
-    return plan, unreadable, counts
+    return plan, unreadable, skipped, counts
 
 
 def _unchanged(before: tuple | None, f: AudioFile) -> bool:

@@ -38,7 +38,7 @@ def create_app(searcher: Searcher) -> Flask:
                 results = searcher.search(query, min(k, MAX_K))
             except InputError as exc:
                 error = str(exc)
-        return render_template("search.html", index=index, n_files=len(index), model=describe(index.spec),
+        return render_template("search.html", index=index, n_files=len(index), model=searcher.describe_model() or describe(index.spec),
                                query=query or "", results=results, error=error)
 
     @app.get("/audio/<int:file_id>")

@@ -1,8 +1,10 @@
 -- Table 2: audio captioning on a split (eval by default) — the most-frequent-caption baseline
--- of one dataset (NULL: the target_datasets view's choice) and every caption system built,
--- with METEOR, CIDEr-D, SPICE, SPIDEr and SPIDEr-FL. A metric whose asset is missing is NULL
--- in the registry; its reason is in the matching _reason column, which reports show as
--- "n/a (reason)". Rows whose models descend from random-weight stand-ins say so.
+-- of one dataset (NULL: the only dataset with fine-tuned caption runs, named in every row)
+-- and every caption system built on it, with METEOR, CIDEr-D, SPICE, SPIDEr and SPIDEr-FL. A
+-- metric whose asset is missing is NULL in the registry; its reason is in the matching _reason
+-- column, which reports show as "n/a (reason)". Rows whose models descend from random-weight
+-- stand-ins say so.
+-- family: caption
 -- param: split = eval
 -- param: dataset = NULL
 -- plot: bars
@@ -19,15 +21,17 @@ entries AS (
     SELECT 1 AS position, 'most-frequent-caption baseline' AS entry, 1 AS members, f.random_inputs,
            '' AS warnings, f.metric, f.value, f.reason
     FROM final_scores f JOIN baseline ON baseline.run_id = f.run_id
-    WHERE f.split = :split
+    WHERE f.split = :split AND f.eval_dataset = f.dataset
     UNION ALL
     SELECT 2, y.name, s.n_members, s.random_inputs, COALESCE(y.warnings, ''), sc.metric, sc.value, sc.reason
     FROM systems y
-    JOIN system_scores s ON s.system_id = y.id AND s.split = :split
+    JOIN system_scores s ON s.system_id = y.id AND s.split = :split AND s.eval_dataset = (SELECT dataset FROM target)
     JOIN scores sc ON sc.system_id = y.id AND sc.split = :split AND sc.epoch IS NULL
+                  AND sc.dataset_id = (SELECT d.id FROM datasets d WHERE d.name = (SELECT dataset FROM target))
     WHERE y.kind = 'caption'
 )
 SELECT entry AS system,
+       (SELECT dataset FROM target) AS dataset,
        members,
        MAX(CASE WHEN metric = 'meteor' THEN value END) AS "METEOR",
        MAX(CASE WHEN metric = 'meteor' THEN reason END) AS "METEOR_reason",

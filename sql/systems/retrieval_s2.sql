@@ -2,3 +2,4 @@
 -- query: retrieval_top_k
 -- param: k = 4
 -- param: metric = t2a/R@10
+-- param: tie_metric = t2a/mAP@10
