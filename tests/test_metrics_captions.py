@@ -22,7 +22,7 @@ from aacbatch.evaluate.bleu_rouge import bleu_from_sums
 from aacbatch.evaluate.captions import ALL_METRICS, METRIC_SETS, caption_metrics, resolve_metrics
 from aacbatch.evaluate.cider import CiderD
 from aacbatch.evaluate.meteor import meteor_from_sums, meteor_sum_rows, shared_meteor
-from aacbatch.evaluate.uncertainty import clip_weights
+from aacbatch.evaluate.uncertainty import NO_INTERVAL, bootstrap_intervals, clip_weights, compare
 
 TIGHT = 1e-12
 
@@ -227,3 +227,19 @@ def test_install_assets_takes_the_sbert_folder(tmp_path):
     before = provenance.content_sha256(installed[0])
     (installed[0] / "config.json").write_text('{"changed": 1}')
     assert provenance.content_sha256(installed[0]) != before
+
+
+def test_two_systems_compare_on_every_metric(corpus, scores, tmp_path):
+    """System B predicts each clip's first reference (scored against all five): better on every metric."""
+    predictions, references = corpus
+    oracle = caption_metrics({k: refs[0] for k, refs in references.items()}, references, assets_dir=tmp_path,
+                             metrics=(*captions.BLEU, "rouge_l", "meteor", "cider_d"))
+    result = compare(oracle.statistics, scores.statistics, resamples=300, seed=1)
+    assert list(result) == [*captions.BLEU, "rouge_l", "meteor", "cider_d"]
+    for name, comparison in result.items():
+        assert comparison.difference == pytest.approx(oracle.corpus[name] - scores.corpus[name], abs=1e-9)
+        assert 0 < comparison.low < comparison.difference < comparison.high and comparison.p_value < 0.01, name
+    intervals = bootstrap_intervals(scores.statistics, resamples=300)
+    assert set(intervals) == set(scores.statistics) and "vocab" in NO_INTERVAL
+    for name, interval in intervals.items():
+        assert interval.low < scores.corpus[name] < interval.high, name

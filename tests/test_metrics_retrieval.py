@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aacbatch.evaluate.provenance import retrieval_provenance
 from aacbatch.evaluate.retrieval import (audio_to_text_first_hit_metrics, audio_to_text_metrics,
                                          audio_to_text_positions, retrieval_metrics, retrieval_scores,
                                          retrieval_statistics)
@@ -84,6 +85,7 @@ def test_scores_and_statistics_agree_and_group_by_clip():
         assert stat.rows.shape[0] == 25  # one row per clip: a clip's five caption queries move together
     assert stats["t2a/R@1"].rows[:, 1].tolist() == [5.0] * 25
     assert scores["t2a/mAP@10"] == retrieval_metrics(sim, relevant)["mAP@10"]
+    assert "DCASE" in retrieval_provenance()["implementation"][0]
 
 
 @pytest.mark.parametrize(("sim", "caption_clip"), [
