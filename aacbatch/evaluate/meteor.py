@@ -145,9 +145,7 @@ def meteor_sum_rows(stats: np.ndarray) -> np.ndarray:
     of both sides matched in one chunk) contributes 0 chunks, as ``addStats`` skips it.
     """
     rows = np.array(stats, dtype=np.float64)
-    c = _columns(rows)
-    perfect = (c["test_matches"] == c["test_length"]) & (c["ref_matches"] == c["ref_length"]) & (c["chunks"] == 1)
-    rows[perfect, STATS.index("chunks")] = 0.0
+    rows[_perfect(_columns(rows)), STATS.index("chunks")] = 0.0
     return rows
 
 
@@ -172,10 +170,14 @@ def meteor_from_sums(sums: np.ndarray) -> np.ndarray:
         precision = test_matches / test_weighted_length
         recall = ref_matches / ref_weighted_length
         f_mean = 1.0 / ((1 - alpha) / precision + alpha / recall)
-        perfect = (c["test_matches"] == c["test_length"]) & (c["ref_matches"] == c["ref_length"]) & (c["chunks"] == 1)
-        frag = np.where(perfect, 0.0, c["chunks"] / ((c["test_word_matches"] + c["ref_word_matches"]) / 2))
+        frag = np.where(_perfect(c), 0.0, c["chunks"] / ((c["test_word_matches"] + c["ref_word_matches"]) / 2))
         score = f_mean * (1 - gamma * frag ** beta)
     return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+
+
+def _perfect(c: dict[str, np.ndarray]) -> np.ndarray:
+    """Every word of both sides matched, in one chunk: the jar's "test = reference" case."""
+    return (c["test_matches"] == c["test_length"]) & (c["ref_matches"] == c["ref_length"]) & (c["chunks"] == 1)
 
 
 def _columns(stats: np.ndarray) -> dict[str, np.ndarray]:
