@@ -10,6 +10,10 @@ included, as a user's first ``aacbatch evaluate caption`` would see them. A roun
 timed end to end, followed by the same steps one at a time (after clearing the tokenizer memo,
 with a fresh METEOR JVM) to show where the time goes; inside ``caption_metrics`` the Python
 metrics run while METEOR's JVM scores, so the end-to-end time is below the sum of the steps.
+Each round also times the baseline -- ``caption_metrics(metrics=("meteor", "cider_d"))``, what
+the evaluation cost before BLEU, ROUGE-L, Vocab and intervals -- in its own fresh process,
+interleaved with the full run, and prints the paired overhead (full - baseline), which is much
+less sensitive to other load on the machine than either time alone (METEOR's JVM dominates both).
 The median round is printed with the min-max over rounds. Captions come from the caption-metric
 tests' seeded generator (Zipf-like words, 1-40 words, shared references, punctuation-only ones).
 Also prints text→audio + DCASE audio→text on 5225 x 1045 with per-query values and 1,000
@@ -45,6 +49,15 @@ from result import result  # noqa: E402
 
 OFFLINE = (*BLEU, "rouge_l", "meteor", "cider_d", "vocab")
 RESAMPLES = 1000
+
+
+def baseline_round(items: int, refs: int) -> dict[str, float]:
+    """Seconds for METEOR + CIDEr-D alone, the evaluation as it was before this metric set."""
+    predictions, references = random_corpus(items, seed=1, n_refs=refs)
+    with tempfile.TemporaryDirectory() as assets:
+        start = time.perf_counter()
+        caption_metrics(predictions, references, assets_dir=Path(assets), metrics=("meteor", "cider_d"))
+        return {"total": time.perf_counter() - start}
 
 
 def one_round(items: int, refs: int) -> dict[str, float]:
@@ -105,27 +118,37 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--items", type=int, default=1045)
     parser.add_argument("--refs", type=int, default=5)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("full", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_round(args.items, args.refs)))
+        print(json.dumps((one_round if args.child == "full" else baseline_round)(args.items, args.refs)))
         return
 
-    rounds = []
-    for _ in range(args.rounds):  # a fresh process per round: cold JVMs, empty tokenizer memo
-        out = subprocess.run([sys.executable, __file__, "--child", "--items", str(args.items), "--refs", str(args.refs)],
-                             capture_output=True, text=True, check=True)
-        rounds.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    def child(kind: str) -> dict[str, float]:  # a fresh process: cold JVMs, empty tokenizer memo
+        out = subprocess.run([sys.executable, __file__, "--child", kind, "--items", str(args.items), "--refs",
+                              str(args.refs)], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    rounds, baselines = [], []
+    for _ in range(args.rounds):
+        baselines.append(child("baseline")["total"])
+        rounds.append(child("full"))
     totals = [r["total"] for r in rounds]
+    overhead = [full - base for full, base in zip(totals, baselines)]
     median = rounds[int(np.argsort(totals)[len(totals) // 2])]
     print(f"{args.items} x {args.refs} captions, {', '.join(OFFLINE)}, {RESAMPLES} resamples each; "
           f"{args.rounds} fresh-process rounds, median round shown (min-max over rounds)")
     for name in median:
         values = [r[name] for r in rounds]
         print(f"  {name:<62} {median[name]:7.2f} s   ({min(values):.2f}-{max(values):.2f})")
+    print(f"  {'baseline: METEOR + CIDEr-D only':<62} {np.median(baselines):7.2f} s   "
+          f"({min(baselines):.2f}-{max(baselines):.2f})")
+    print(f"  {'overhead of the full set + intervals (paired per round)':<62} {np.median(overhead):7.2f} s   "
+          f"({min(overhead):.2f}-{max(overhead):.2f})")
     retrieval_s = min(retrieval_round() for _ in range(3))
     print(f"  retrieval t2a + a2t + a2t_first statistics, 5225 x 1045, x{RESAMPLES} resamples: {retrieval_s:.2f} s (best of 3)")
     result("offline caption metrics + 1000 bootstrap resamples (1045 x 5), s", median["total"], "<=", 12.0)
+    result("overhead over METEOR + CIDEr-D alone (1045 x 5), s", float(np.median(overhead)))
     result("retrieval statistics + 1000 bootstrap resamples (5225 x 1045), s", retrieval_s)
 
 

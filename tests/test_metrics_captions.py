@@ -243,3 +243,13 @@ def test_two_systems_compare_on_every_metric(corpus, scores, tmp_path):
     assert set(intervals) == set(scores.statistics) and "vocab" in NO_INTERVAL
     for name, interval in intervals.items():
         assert interval.low < scores.corpus[name] < interval.high, name
+
+
+def test_java_version_from_the_release_file_is_what_java_prints():
+    import re
+    import subprocess
+
+    from aacbatch.evaluate import ptb
+
+    printed = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    assert ptb.java_version() == re.search(r'version "([^"]+)"', printed).group(1)

@@ -73,7 +73,16 @@ def java_command(*args: str, heap: str | None = None) -> list[str]:
 
 @cache
 def java_version() -> str:
-    """Version string of the ``java`` on PATH, as ``java -version`` prints it ("17.0.15", "1.8.0_392")."""
+    """Version string of the ``java`` on PATH ("17.0.15", "1.8.0_392").
+
+    Read from the runtime's ``release`` file when it has one (no JVM start: scoring records
+    it with every caption metric), else from ``java -version``.
+    """
+    release = Path(os.path.realpath(java_command()[0])).parent.parent / "release"
+    if release.is_file():
+        found = re.search(r'^JAVA_VERSION="(\d[^"]*)"', release.read_text(encoding="utf-8", errors="replace"), re.M)
+        if found:
+            return found.group(1)
     out = subprocess.run(java_command("-version"), capture_output=True, text=True).stderr
     found = re.search(r'version "([^"]+)"', out)
     if not found or not re.match(r"\d+", found.group(1)):
