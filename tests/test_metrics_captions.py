@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from pycocoevalcap.rouge.rouge import Rouge as CocoRouge
 from test_caption_metrics import random_corpus
 
 from aacbatch.errors import InputError
-from aacbatch.evaluate import captions, fense, meteor, provenance, sbert, spice
+from aacbatch.evaluate import captions, fense, meteor, provenance, ptb, sbert, spice
 from aacbatch.evaluate.bleu_rouge import bleu_from_sums
 from aacbatch.evaluate.captions import ALL_METRICS, METRIC_SETS, caption_metrics, resolve_metrics
 from aacbatch.evaluate.cider import CiderD
@@ -246,10 +248,5 @@ def test_two_systems_compare_on_every_metric(corpus, scores, tmp_path):
 
 
 def test_java_version_from_the_release_file_is_what_java_prints():
-    import re
-    import subprocess
-
-    from aacbatch.evaluate import ptb
-
     printed = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
     assert ptb.java_version() == re.search(r'version "([^"]+)"', printed).group(1)
