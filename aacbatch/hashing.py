@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from functools import cache
 from pathlib import Path
 
 _CHUNK = 1 << 20
@@ -20,12 +22,32 @@ def fingerprint(*parts: object) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of one file's bytes (a checkpoint)."""
+    """SHA-256 of one file's bytes (a checkpoint, a jar), memoised per (real path, size,
+    mtime) for the life of the process: a 400 MB models jar is read once, not per use."""
+    status = os.stat(path)
+    return _hash_once(os.path.realpath(path), status.st_size, status.st_mtime_ns)
+
+
+@cache
+def _hash_once(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def path_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder's listing: one line ``<relative posix
+    path>\\0<file SHA-256>\\n`` per file in sorted path order (renaming, adding or changing any
+    file changes it)."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    listing = hashlib.sha256()
+    for file in sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix()):
+        listing.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode("utf-8"))
+    return listing.hexdigest()
 
 
 def content_sha256(root: Path, files: list[Path]) -> str:

@@ -8,7 +8,9 @@ inside the package (``aacbatch/recipes``, package data).
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 from aacbatch.errors import AacbatchError
@@ -16,6 +18,18 @@ from aacbatch.errors import AacbatchError
 _PACKAGE = Path(__file__).resolve().parent
 _REPO_ROOT = _PACKAGE.parent
 NAMES = ("migrations", "sql", "features", "recipes")
+
+
+@cache
+def code_revision() -> str | None:
+    """aacbatch's git revision (12 hex digits) when it runs from a checkout, else None: what
+    runs and scores record as the code that made them."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=_PACKAGE, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def resource_dir(name: str) -> Path:

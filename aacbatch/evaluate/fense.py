@@ -1,9 +1,11 @@
-"""FENSE's fluency-error detector, the penalty behind SPIDEr-FL (DCASE 2023 Task 6a's ranking metric).
+"""FENSE's fluency-error detector, the penalty behind SPIDEr-FL (DCASE 2023 Task 6a's ranking metric) and FENSE.
 
-SPIDEr-FL scales an item's SPIDEr by 0.1 when FENSE's BERT classifier (the "echecker", Zhou et
-al., 2022) gives its last class, "error", a sigmoid probability above 0.9. Like the DCASE
-baseline and aac-metrics, the detector reads the raw candidate (FENSE strips punctuation and
-lower-cases it itself), not the PTB-tokenised one.
+SPIDEr-FL scales an item's SPIDEr, and FENSE its Sentence-BERT similarity, by 0.1 when FENSE's
+BERT classifier (the "echecker", Zhou et al., 2022) gives its last class, "error", a sigmoid
+probability above 0.9. The detector reads the *PTB-tokenised* candidate: aac-metrics'
+``evaluate``, which DCASE 2023 and 2024 score with, tokenises candidates and references first and
+hands the same tokens to every metric, the echecker included. FENSE's own clean-up (punctuation
+stripped, lower case) then runs on those tokens. One set of flags serves FENSE and SPIDEr-FL.
 
 The checkpoint ``echecker_clotho_audiocaps_base.ckpt`` and the ``bert-base-uncased``
 configuration and vocabulary it was trained from are user-supplied assets under

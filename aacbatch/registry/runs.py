@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +21,10 @@ from sqlalchemy import and_, delete, or_, select, update
 from aacbatch.errors import InputError, NotFoundError
 from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, new_id, utcnow
 from aacbatch.registry.store import Registry
+from aacbatch.resources import code_revision
 
 MIN_PREFIX = 4  # shorter prefixes match too much to be what a user meant
 LIST_RUNS = "`aacbatch sql \"SELECT id, task, status FROM runs\"`"
-
-
-def git_revision() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def find_run(session, ref: str) -> Run:
@@ -188,7 +179,7 @@ class RunRecorder:
     @classmethod
     def start(cls, registry: Registry, *, task: str, config: dict, dataset_id: str | None, parent_run_id: str | None,
               feature_sets: list[dict], seed: int, random_weights: bool) -> "RunRecorder":
-        run_id, revision = new_id(), git_revision()  # outside the transaction: never hold the lock for git
+        run_id, revision = new_id(), code_revision()  # outside the transaction: never hold the lock for git
         with registry.transaction() as session:
             session.add(Run(id=run_id, task=task, dataset_id=dataset_id, parent_run_id=parent_run_id,
                             config_json=json.dumps(config), feature_sets_json=json.dumps(feature_sets), seed=seed,
