@@ -47,11 +47,12 @@ def pad_ragged(items: Sequence[np.ndarray], multiple: int = PAD_MULTIPLE) -> tup
 
 
 def epoch_batches(clips: np.ndarray, seed: int, epoch: int, batch_size: int, captions_per_clip: int = 0,
-                  min_size: int = 1) -> list[np.ndarray]:
+                  min_size: int = 1, lengths: np.ndarray | None = None) -> list[np.ndarray]:
     """Shuffled batches of example positions for one epoch, from ``seed + epoch`` alone (so a
     resumed run sees the same order). ``captions_per_clip`` > 0 keeps only that many random
     examples (captions) of each clip this epoch — a cheaper epoch that still sees every clip;
-    batches smaller than ``min_size`` are dropped (a contrastive batch needs two examples)."""
+    batches smaller than ``min_size`` are dropped (a contrastive batch needs two examples).
+    With ``lengths`` (per example), batches are length-bucketed (:func:`bucketed_batches`)."""
     rng = np.random.default_rng(seed + epoch)
     if captions_per_clip > 0:
         by_clip: dict[int, list[int]] = {}
@@ -62,7 +63,56 @@ def epoch_batches(clips: np.ndarray, seed: int, epoch: int, batch_size: int, cap
         order = rng.permutation(np.array(chosen))
     else:
         order = rng.permutation(len(clips))
+    if lengths is not None:
+        return bucketed_batches(lengths, order, batch_size, min_size)
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size) if len(order[i:i + batch_size]) >= min_size]
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Random training crops of long clips: at most ``frames`` frames of ragged source
+    ``source``, from an offset drawn per example from ``(seed, epoch, example)`` alone — the
+    same crop whichever process reads it, in whatever batch, and again after a resume."""
+
+    source: str
+    frames: int
+    seed: int
+    epoch: int
+
+    def windows(self, examples: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, sizes) of each example's window; clips no longer than ``frames`` stay whole."""
+        sizes = np.minimum(lengths, self.frames)
+        offsets = np.array([np.random.default_rng([self.seed, self.epoch, int(e)]).integers(0, n - s + 1)
+                            for e, n, s in zip(examples, lengths, sizes)], dtype=np.int64)
+        return offsets, sizes
+
+
+def bucketed_batches(lengths: np.ndarray, order: np.ndarray, batch_size: int, min_size: int = 1,
+                     pool: int = 50) -> list[np.ndarray]:
+    """Batches of similar-length examples, still random: ``order`` (an epoch's shuffled example
+    positions) is cut into pools of ``pool`` batches, each pool sorted by length and cut into
+    batches, and the batch order shuffled with a generator seeded by the first example of the
+    order — so the result is a function of ``order`` alone (deterministic, resume-exact).
+    Batches of padded clips then hold lengths from one narrow range instead of the whole spread."""
+    batches = []
+    for lo in range(0, len(order), pool * batch_size):
+        chunk = order[lo:lo + pool * batch_size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    batches = [b for b in batches if len(b) >= min_size]
+    rng = np.random.default_rng([int(order[0]) if len(order) else 0, len(order)])
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def padded_fraction(batch: dict[str, np.ndarray]) -> tuple[int, int]:
+    """(padded, total) time steps of a read batch's ragged arrays (``X`` with ``X_lengths``)."""
+    padded = total = 0
+    for key, lengths in batch.items():
+        if key.endswith("_lengths") and key[:-len("_lengths")] in batch:
+            width = batch[key[:-len("_lengths")]].shape[1]
+            total += width * len(lengths)
+            padded += width * len(lengths) - int(lengths.sum())
+    return padded, total
 
 
 class CachedBatches:
@@ -91,12 +141,26 @@ class CachedBatches:
         return len(self.clips)
 
     def __getitem__(self, batch: Sequence[int]) -> dict[str, np.ndarray]:
+        return self.read(batch)
+
+    def lengths(self, name: str) -> np.ndarray:
+        """(E,) time length of ragged source ``name`` for every example (for length bucketing)."""
+        return self._readers[name].lengths[self._rows[name]]
+
+    def read(self, batch: Sequence[int], crop: Crop | None = None) -> dict[str, np.ndarray]:
+        """The examples at positions ``batch``; with ``crop``, its ragged source cut to a random
+        window of at most ``crop.frames`` frames (only that window is read)."""
         batch = np.asarray(batch, dtype=np.int64)
         out: dict[str, np.ndarray] = {"clip_idx": self.clips[batch]}
         if self.captions is not None:
             out["caption_idx"] = self.captions[batch]
         for name, reader in self._readers.items():
-            values = reader[self._rows[name][batch]]
+            if crop is not None and name == crop.source:
+                rows = self._rows[name][batch]
+                offsets, sizes = crop.windows(batch, reader.lengths[rows])
+                values = reader.windows(rows, offsets, sizes)
+            else:
+                values = reader[self._rows[name][batch]]
             if reader.ragged:
                 out[name], out[f"{name}_lengths"] = pad_ragged(values)
             else:

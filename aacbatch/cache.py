@@ -491,5 +491,10 @@ class ArrayReader:
         """Items by position: a list of (T_i, ...) arrays when ragged, else an (B, ...) array."""
         items = np.asarray(items, dtype=np.int64)
         if self.ragged:
-            return [self._rows(int(self.starts[i]), int(self.starts[i] + self.lengths[i])) for i in items]
+            return self.windows(items, np.zeros(len(items), np.int64), self.lengths[items])
         return np.stack([self._rows(int(i), int(i) + 1)[0] for i in items]) if len(items) else np.zeros((0,) + self.array.shape[1:], self.array.dtype)
+
+    def windows(self, items: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
+        """Of ragged items, (sizes[k], ...) frames from ``offsets[k]`` on: only the chunks a
+        window touches are read, so a 10 s crop of a 5-minute clip costs a 10 s read."""
+        return [self._rows(int(self.starts[i] + o), int(self.starts[i] + o + n)) for i, o, n in zip(items, offsets, sizes)]

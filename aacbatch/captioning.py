@@ -25,6 +25,7 @@ from aacbatch.audio.waveform import file_logmel
 from aacbatch.batches import CachedBatches, Source, pad_ragged
 from aacbatch.data.items import load_items
 from aacbatch.decode import Member, beam_search, decode_clips
+from aacbatch.device import current
 from aacbatch.errors import InputError, first_line, shown
 from aacbatch.evaluate.captions import CaptionEvaluation
 from aacbatch.featurize.sets import cached_set
@@ -54,7 +55,7 @@ class CaptionModel:
         run, path = best_checkpoint(registry, run_id, catalog.tasks_where(family="caption"), "caption run")
         config = json.loads(run.config_json)
         record = read_checkpoint(path)
-        return cls(run.id, config["dataset"], build_model(record).eval(), Vocabulary(tuple(record.extras["vocab"])),
+        return cls(run.id, config["dataset"], build_model(record).eval().to(current()), Vocabulary(tuple(record.extras["vocab"])),
                    record.extras["features"], record.extras["encoder_run"], config["beam_size"], config["max_words"],
                    registry)
 
@@ -65,7 +66,7 @@ class CaptionModel:
             raise InputError(f"caption run {self.run_id} was trained on features of a checkpoint file, not a run: "
                              "caption its dataset's splits instead of new audio")
         _, path = best_checkpoint(self.registry, self.encoder_run, catalog.tasks_where(encoder=True), "encoder run")
-        return audio_encoder(read_checkpoint(path)).eval()
+        return audio_encoder(read_checkpoint(path)).eval().to(current())
 
 
 def load_members(registry: Registry, run_ids: Sequence[str]) -> list[CaptionModel]:
@@ -153,7 +154,7 @@ def caption_logmels(registry: Registry, run_ids: Sequence[str], logmels: Sequenc
     out: list[str] = []
     with torch.no_grad():
         for lo in range(0, len(logmels), batch_size):
-            mel, lengths = (torch.from_numpy(a) for a in pad_ragged(list(logmels[lo:lo + batch_size])))
+            mel, lengths = (torch.from_numpy(a).to(current()) for a in pad_ragged(list(logmels[lo:lo + batch_size])))
             batch = []
             for m, w in zip(members, weights):
                 enc = m.encoder(mel, lengths, is_logmel=True)

@@ -84,7 +84,7 @@ def _retrieval(name: str, losses: tuple[str, ...], summary: str) -> TaskInfo:
 TASKS: dict[str, TaskInfo] = {t.name: t for t in (
     TaskInfo("tagger", "tagger", "tagging", "aacbatch.train.tagger:TaggerTask", "mAP",
              "a CNN14 tagger on the dataset's tags (the teacher and initial audio encoder)",
-             init_from=("tagger",), encoder=True, teacher=True),
+             init_from=("tagger",), encoder=True, teacher=True, ddp=True),
     TaskInfo("bow", "baseline", "retrieval", "aacbatch.train.bow:BowTask", "t2a/mAP@10",
              "the bag-of-words retrieval baseline", ensemble=True, closed_form=True),
     _retrieval("clap", (), "CLAP: audio-text InfoNCE"),
@@ -92,7 +92,8 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in (
     _retrieval("claip", ("image",), "CLAIP: + image→text InfoNCE on Stable-Diffusion images"),
     _retrieval("claip_tag", ("tag", "image"), "CLAIP-TAG: both extra terms"),
     TaskInfo("caption", "caption", "caption", "aacbatch.train.caption:CaptionTask", "cider_d",
-             "a captioner on the frames of a frozen encoder (an encoded set)", init_from=("caption",), ensemble=True),
+             "a captioner on the frames of a frozen encoder (an encoded set)", init_from=("caption",), ensemble=True,
+             ddp=True),
     TaskInfo("frequent_caption", "baseline", "caption", "aacbatch.train.frequent_caption:FrequentCaptionTask",
              "cider_d", "the most-frequent-caption baseline", closed_form=True),
 )}

@@ -8,6 +8,8 @@ modules (torch, transformers, SQLAlchemy, …) are imported inside the commands 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +66,17 @@ def _progress(total: int, desc: str, unit: str = "clip"):
     return progress(total, desc, unit)
 
 
+def _device_spec(ctx, param, value):
+    """Check ``--device`` now (without importing torch); commands that run a model resolve it
+    through :mod:`aacbatch.device`, which reads ``AACBATCH_DEVICE``."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value.strip().lower()):
+        raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
+    os.environ["AACBATCH_DEVICE"] = value.strip().lower()
+    return value
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False), default=None, envvar="AACBATCH_HOME",
               help="Workspace holding the registry and the default cache [env AACBATCH_HOME; default ./aacbatch-home].")
@@ -72,8 +85,10 @@ def _progress(total: int, desc: str, unit: str = "clip"):
 @click.option("--cache", default=None, envvar="AACBATCH_CACHE", help="Feature cache root [env AACBATCH_CACHE; default HOME/cache].")
 @click.option("--db-timeout", type=float, default=None, envvar="AACBATCH_DB_TIMEOUT",
               help="Seconds to wait while another process holds the registry [default 60].")
+@click.option("--device", default=None, envvar="AACBATCH_DEVICE", callback=_device_spec,
+              help="Where models run: auto (a GPU when present), cpu, cuda or cuda:N [env AACBATCH_DEVICE; default auto].")
 @click.version_option(package_name="aacbatch")
-def cli(home, db, cache, db_timeout):
+def cli(home, db, cache, db_timeout, device):
     """aacbatch: language-based audio retrieval and audio captioning, batch-cached.
 
     \b

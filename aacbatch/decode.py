@@ -197,7 +197,8 @@ def decode_clips(models: Sequence[Captioner], readers: Sequence, rows: np.ndarra
     out: list[str] = []
     for lo in range(0, len(rows), batch_size):
         batches = [r[rows[lo:lo + batch_size]] for r in readers]
-        members = [Member(m, torch.from_numpy(b["frames"]), torch.from_numpy(b["frames_lengths"]), w)
+        members = [Member(m, *(torch.from_numpy(b[k]).to(next(m.parameters()).device)
+                               for k in ("frames", "frames_lengths")), w)
                    for m, b, w in zip(models, batches, weights)]
         out.extend(vocab.decode(ids) for ids in beam_search(members, beam_size=beam_size, max_tokens=max_tokens))
     return out

@@ -77,7 +77,7 @@ def test_clap_tag_needs_a_teacher_with_the_encoders_classes(retrieval_registry):
     with pytest.raises(InputError, match=r"tags 527 classes but the teacher scores have"):
         train_task(retrieval_registry, "clap_tag", dataset="sc", sets=FAST, log=QUIET)
     run = train_task(retrieval_registry, "clap_tag", dataset="sc",
-                     sets=FAST + (f"audio_init='{tagger.run_id}'", "tag_loss='mae'", "amp=true"), log=QUIET)
+                     sets=FAST + (f"audio_init='{tagger.run_id}'", "tag_loss='mae'", "amp=bf16"), log=QUIET)
     assert 0 <= run.final["eval"]["t2a/mAP@10"] <= 1  # trained under bfloat16 autocast
 
 

@@ -20,6 +20,7 @@ import scipy.fft
 SAMPLE_RATE = 32000
 N_FFT = 1024  # also the window length: PANNs uses win = n_fft
 HOP = 320  # 10 ms
+FRAMES_PER_SECOND = SAMPLE_RATE / HOP  # log-mel frames per second of audio (100)
 N_MELS = 64
 FMIN = 50.0
 FMAX = 14000.0

@@ -61,6 +61,6 @@ class EncodedKind(FrozenCnn14Kind):
     def compute(self, items: list, on_bad: OnBad) -> dict[str, list[np.ndarray]]:
         out: list[np.ndarray] = []
         for result in self.outputs(items, self.params.batch_size):
-            frames = result.frames.numpy().astype(self.params.dtype)
-            out.extend(f[:n] for f, n in zip(frames, result.frame_lengths.tolist()))
+            frames = result.frames.float().cpu().numpy().astype(self.params.dtype)
+            out.extend(f[:n] for f, n in zip(frames, result.frame_lengths.cpu().tolist()))
         return {"frames": out}

@@ -18,6 +18,7 @@ import torch
 
 from aacbatch import catalog
 from aacbatch.batches import pad_ragged
+from aacbatch.device import current
 from aacbatch.featurize.kinds import FeatureKind
 from aacbatch.featurize.sets import cached_set
 from aacbatch.models.checkpoints import audio_encoder, read_checkpoint
@@ -50,7 +51,7 @@ class FrozenCnn14Kind(FeatureKind):
 
     @cached_property
     def model(self) -> Cnn14:
-        return audio_encoder(read_checkpoint(self.checkpoint), self.variant).eval()
+        return audio_encoder(read_checkpoint(self.checkpoint), self.variant).eval().to(current())
 
     @cached_property
     def mel_set(self):
@@ -71,7 +72,7 @@ class FrozenCnn14Kind(FeatureKind):
         with torch.no_grad():
             for lo in range(0, len(items), batch_size):
                 mel, lengths = pad_ragged(self._mel_reader[rows[lo:lo + batch_size]])
-                yield self.model(torch.from_numpy(mel), torch.from_numpy(lengths), is_logmel=True)
+                yield self.model(*(torch.from_numpy(a).to(current()) for a in (mel, lengths)), is_logmel=True)
 
     def mel_lengths(self, items: list) -> np.ndarray:
         return self._mel_reader.lengths[self.mel_set.store.rows([c.idx for c in items])]

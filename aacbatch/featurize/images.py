@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from aacbatch.cache import ArraySpec
+from aacbatch.device import current
 from aacbatch.featurize.kinds import FeatureKind, OnBad
 from aacbatch.models import image_supervision as im
 
@@ -66,7 +67,7 @@ class ImagesKind(FeatureKind):
         else:
             arch, checkpoint = self.params.clip_arch, Path(self.params.clip_checkpoint)
         return im.ImageEmbedder(sd, arch, checkpoint, steps=self.params.steps, guidance=self.params.guidance,
-                                size=self.params.size, batch_size=self.params.batch_size)
+                                size=self.params.size, batch_size=self.params.batch_size, device=current())
 
     def identity(self) -> dict:
         return self.embedder.identity()

@@ -43,4 +43,4 @@ class TagsKind(FrozenCnn14Kind):
         return {"scores": ArraySpec((self.model.config.n_classes,), "float32")}
 
     def compute(self, items: list, on_bad: OnBad) -> dict[str, np.ndarray]:
-        return {"scores": np.concatenate([out.tag_scores.numpy() for out in self.outputs(items, self.params.batch_size)])}
+        return {"scores": np.concatenate([out.tag_scores.float().cpu().numpy() for out in self.outputs(items, self.params.batch_size)])}

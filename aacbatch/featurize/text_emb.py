@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from aacbatch.cache import ArraySpec
+from aacbatch.device import current
 from aacbatch.featurize.kinds import OnBad
 from aacbatch.featurize.tokens import TokensKind
 from aacbatch.models.text import TextEncoder
@@ -30,7 +31,7 @@ class TextEmbKind(TokensKind):
 
     @cached_property
     def encoder(self) -> TextEncoder:
-        return TextEncoder(self.model_dir).freeze()
+        return TextEncoder(self.model_dir).freeze().to(current())
 
     def arrays(self) -> dict[str, ArraySpec]:
         return {"cls": ArraySpec((self.encoder.hidden_size,), self.params.dtype)}
@@ -41,8 +42,8 @@ class TextEmbKind(TokensKind):
         with torch.no_grad():
             for lo in range(0, len(items), self.params.batch_size):
                 hi = lo + self.params.batch_size
-                ids = torch.from_numpy(tokens["input_ids"][lo:hi])
-                mask = torch.from_numpy(tokens["attention_mask"][lo:hi])
-                out.append(self.encoder(ids, mask).numpy())
+                ids = torch.from_numpy(tokens["input_ids"][lo:hi]).to(current())
+                mask = torch.from_numpy(tokens["attention_mask"][lo:hi]).to(current())
+                out.append(self.encoder(ids, mask).float().cpu().numpy())
         return {"cls": np.concatenate(out).astype(self.params.dtype)}
 

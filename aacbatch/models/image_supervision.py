@@ -194,8 +194,10 @@ def _write_random_weights_marker(folder: Path, builder: str, seed: int) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def load_sd_pipeline(sd_dir: str | Path, device: str = "cpu") -> StableDiffusionPipeline:
-    """A diffusers ``StableDiffusionPipeline`` from a local folder, without safety checker."""
+def load_sd_pipeline(sd_dir: str | Path, device: torch.device | str = "cpu") -> StableDiffusionPipeline:
+    """A diffusers ``StableDiffusionPipeline`` from a local folder, without safety checker; in
+    float16 on a GPU (the paper generates 512² images: fp16 halves memory and doubles speed)."""
+    device = torch.device(device)
     path = _check_sd_dir(sd_dir)
     from diffusers import StableDiffusionPipeline
 
@@ -205,7 +207,8 @@ def load_sd_pipeline(sd_dir: str | Path, device: str = "cpu") -> StableDiffusion
     try:
         quiet_hub_libraries()
         pipe = StableDiffusionPipeline.from_pretrained(
-            path, local_files_only=True, requires_safety_checker=False, low_cpu_mem_usage=low_memory, **unused
+            path, local_files_only=True, requires_safety_checker=False, low_cpu_mem_usage=low_memory,
+            torch_dtype=torch.float16 if device.type == "cuda" else torch.float32, **unused
         )
     except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"cannot load a Stable Diffusion pipeline from {path}: {first_line(exc)}") from exc
@@ -280,7 +283,7 @@ class ImageEmbedder:
         steps: int,
         guidance: float,
         size: int,
-        device: str = "cpu",
+        device: torch.device | str = "cpu",
         batch_size: int = 8,
     ) -> None:
         if steps < 1 or batch_size < 1:

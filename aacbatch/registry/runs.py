@@ -119,13 +119,17 @@ def run_captions(registry: Registry, run_id: str, split: str, dataset_id: str | 
 
 
 def find_finished(registry: Registry, task: str, config: dict, feature_sets: list[dict],
-                  parent_run_id: str | None) -> Run | None:
-    """A finished run with exactly this task, config, inputs and parent (for ``--reuse``)."""
-    want = json.dumps(config, sort_keys=True), json.dumps(feature_sets, sort_keys=True)
+                  parent_run_id: str | None, ignore: tuple[str, ...] = ()) -> Run | None:
+    """A finished run with exactly this task, config (but the ``ignore`` keys), inputs and
+    parent (for ``--reuse``)."""
+    def kept(c: dict) -> str:
+        return json.dumps({k: v for k, v in c.items() if k not in ignore}, sort_keys=True)
+
+    want = kept(config), json.dumps(feature_sets, sort_keys=True)
     with registry.transaction() as session:
         for run in session.scalars(select(Run).where(Run.task == task, Run.status == "finished")
                                    .order_by(Run.started_at.desc())):
-            have = (json.dumps(json.loads(run.config_json), sort_keys=True),
+            have = (kept(json.loads(run.config_json)),
                     json.dumps(json.loads(run.feature_sets_json), sort_keys=True))
             if have == want and run.parent_run_id == parent_run_id:
                 return run

@@ -28,6 +28,7 @@ import torch
 
 from aacbatch import catalog
 from aacbatch.batches import pad_ragged
+from aacbatch.device import current
 from aacbatch.errors import InputError
 from aacbatch.hashing import content_sha256
 from aacbatch.models.checkpoints import CheckpointRecord, build_model, read_checkpoint
@@ -93,14 +94,14 @@ class RunEncoder:
         """[(T_i, 64)] log-mels → (B, E) unit vectors; one zero-padded batch (padding is masked)."""
         mel, lengths = pad_ragged(list(logmels))
         with torch.no_grad():
-            return self.model.encode_audio(torch.from_numpy(mel), torch.from_numpy(lengths))[0].numpy()
+            return self.model.encode_audio(*(torch.from_numpy(a).to(current()) for a in (mel, lengths)))[0].cpu().numpy()
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """[str] → (B, E) unit vectors; texts longer than ``max_tokens`` are cut (see :meth:`n_tokens`)."""
         ids, mask = tokenize(self.tokenizer, list(texts), self.max_tokens)
         with torch.no_grad():
-            cls = self.text_encoder(torch.from_numpy(ids), torch.from_numpy(mask))
-            return self.model.encode_text(cls=cls).numpy()
+            cls = self.text_encoder(*(torch.from_numpy(a).to(current()) for a in (ids, mask)))
+            return self.model.encode_text(cls=cls).cpu().numpy()
 
     def n_tokens(self, text: str) -> int:
         """Length of ``text`` in tokens (with [CLS] and [SEP]), before any truncation."""
@@ -113,14 +114,14 @@ def load_encoders(registry: Registry, model: Sequence[Member]) -> list[RunEncode
     out = []
     for member in model:
         record = read_checkpoint(member.checkpoint)
-        clap = build_model(record).eval()
+        clap = build_model(record).eval().to(current())
         finetuned = record.config["text"] == "finetune"
         folder, max_tokens = _text_model(registry, member.run_id, record, finetuned)
         if finetuned:
             encoder, tokenizer = clap.text, load_tokenizer(folder)
         else:
             if folder not in shared:
-                shared[folder] = (TextEncoder(folder).freeze(), load_tokenizer(folder))
+                shared[folder] = (TextEncoder(folder).freeze().to(current()), load_tokenizer(folder))
             encoder, tokenizer = shared[folder]
         out.append(RunEncoder(member.run_id, clap, encoder, tokenizer, max_tokens))
     return out

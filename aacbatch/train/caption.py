@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aacbatch.batches import CachedBatches, Source, epoch_batches
+from aacbatch.batches import CachedBatches, Source
 from aacbatch.data.items import load_items
 from aacbatch.decode import decode_clips
 from aacbatch.errors import InputError
@@ -34,6 +34,7 @@ from aacbatch.models.captioner import Captioner, CaptionerConfig, caption_loss
 from aacbatch.models.checkpoints import CheckpointRecord
 from aacbatch.models.vocab import Vocabulary
 from aacbatch.registry.runs import SplitResult
+from aacbatch.train import distributed
 from aacbatch.train.config import TrainingFields
 from aacbatch.train.task import Task
 
@@ -62,6 +63,8 @@ class CaptionConfig(TrainingFields):
             raise ValueError(f"label_smoothing = {self.label_smoothing!r} is out of range: must be in [0, 1)")
         if self.select_metric not in (None, "cider_d"):  # the only metric scored every epoch
             raise ValueError(f"select_metric must be 'cider_d' (the metric scored every epoch), got {self.select_metric!r}")
+        if self.max_seconds is not None:
+            raise ValueError("max_seconds crops log-mels; a captioner reads encoded frames of whole clips: unset it")
         if not self.features:
             raise ValueError("features is required: the encoded feature set to caption from "
                              "(aacbatch featurize encoded --from-run RUN_ID; then --set features=encoded-…)")
@@ -151,17 +154,22 @@ class CaptionTask(Task):
                              f"{len(self.vocab)} words): {why}")
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
-        return epoch_batches(self._split(self.cfg.train_split).examples.clips, self.cfg.seed, epoch,
-                             self.cfg.batch_size, self.cfg.captions_per_clip)
+        return self.epoch_batches(self._split(self.cfg.train_split).examples, epoch, "frames", self.cfg.captions_per_clip)
 
-    def loss(self, batch: np.ndarray):
+    def fetch(self, batch: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+        """Frames and target tokens (all-PAD columns dropped) of the examples ``batch``."""
         b = self._split(self.cfg.train_split).examples[batch]
-        tokens = torch.from_numpy(np.stack([self.targets[int(i)] for i in b["caption_idx"]]))
-        width = int((tokens != 0).sum(1).max())  # drop all-PAD columns
-        tokens = tokens[:, :width]
-        logits = self.model(torch.from_numpy(b["frames"]), torch.from_numpy(b["frames_lengths"]), tokens[:, :-1])
-        loss = caption_loss(logits, tokens[:, 1:], self.cfg.label_smoothing)
-        return loss, {"ce": float(loss.detach())}
+        tokens = np.stack([self.targets[int(i)] for i in b["caption_idx"]])
+        return {**b, "tokens": tokens[:, :int((tokens != 0).sum(1).max())]}
+
+    def loss(self, b: dict[str, torch.Tensor]):
+        """Cross-entropy averaged over the global batch's target tokens (under DDP: this rank's
+        share of it, weighted by its token count)."""
+        tokens = b["tokens"]
+        logits = self.model(b["frames"], b["frames_lengths"], tokens[:, :-1])
+        weight = distributed.share(int((tokens[:, 1:] != 0).sum()))
+        loss = weight * caption_loss(logits.float(), tokens[:, 1:], self.cfg.label_smoothing)
+        return loss, {"ce": distributed.sum_value(float(loss.detach()))}
 
     def generate(self, split: str) -> list[str]:
         """Beam-search captions of the split's clips (in ``clip_ids`` order)."""

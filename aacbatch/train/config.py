@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 
+from aacbatch.device import AMP_MODES
 from aacbatch.errors import shown
 from aacbatch.resources import resource_dir
 from aacbatch.typed import build, find_file, parse_pairs, read_toml
@@ -24,7 +26,13 @@ class TrainingFields:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.0
     grad_clip: float | None = None
-    amp: bool = False  # bfloat16 autocast (mixed precision)
+    amp: str = "off"  # mixed precision: "off", "bf16" (CPU or GPU) or "fp16" (GPU, with loss scaling)
+    device: str = "auto"  # "auto" (the process's --device), "cpu", "cuda" or "cuda:N"
+    loader_workers: int = 0  # DataLoader worker processes reading batches (0: in this process)
+    prefetch_batches: int = 2  # batches each worker reads ahead
+    bucket: bool = False  # length-bucketed batches: less padding for clips of uneven length
+    max_seconds: float | None = None  # random training crops of longer clips (seeded); eval sees whole clips
+    sync_bn: bool = False  # under DDP on GPUs: BatchNorm statistics over the global batch
     seed: int = 0
     train_split: str = "train"
     val_split: str = "val"
@@ -39,14 +47,31 @@ class TrainingFields:
                   ("lr", self.lr > 0 or (self.lr == 0 and self.allow_zero_lr),
                    "positive (lr = 0 trains nothing: add --set allow_zero_lr=true to mean it)"),
                   ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
-                  ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "positive or unset")]
+                  ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "positive or unset"),
+                  ("amp", self.amp in AMP_MODES, f"one of {', '.join(AMP_MODES)}"),
+                  ("loader_workers", 0 <= self.loader_workers <= usable_cpus(),
+                   f"between 0 and the {usable_cpus()} CPU(s) this process may use"),
+                  ("prefetch_batches", self.prefetch_batches >= 1, "at least 1"),
+                  ("max_seconds", self.max_seconds is None or self.max_seconds > 0, "positive or unset")]
         for name, ok, need in checks:
             if not ok or (isinstance(getattr(self, name), float) and not math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} = {getattr(self, name)!r} is out of range: must be {need}")
 
 
+# Settings that change where and how fast a run computes, not what: `--reuse` ignores them,
+# and a resumed or re-scored run takes the process's device instead of its stored one.
+EXECUTION_FIELDS = ("device", "loader_workers", "prefetch_batches")
+LEGACY_VALUES = {"amp": {True: "bf16", False: "off"}}  # configs stored before amp named its precision
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def load_config(cls, recipe: str | Path | None = None, sets: tuple[str, ...] | list[str] = (), base: dict | None = None):
     """Build ``cls`` from ``base`` (e.g. a resumed run's config), a recipe file and ``--set`` pairs."""
+    if base is not None:
+        base = {k: LEGACY_VALUES.get(k, {}).get(v, v) if isinstance(v, bool) else v for k, v in base.items()}
     layers: list[tuple[str, dict]] = []
     if recipe is not None:
         path = find_file(recipe, resource_dir("recipes"), "config")

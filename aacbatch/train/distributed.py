@@ -1,4 +1,4 @@
-"""Data-parallel training across processes (``torchrun``; gloo on CPU, nccl on GPU).
+"""Data-parallel training across processes (``torchrun``; NCCL on GPUs, gloo on CPUs).
 
 Every rank draws the same global batch (the example order depends only on the seed and the
 epoch) and encodes its contiguous slice. Contrastive losses need every rank's embeddings:
@@ -25,11 +25,23 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def init_from_env() -> tuple[int, int]:
-    """Join the process group ``torchrun`` describes in the environment, if any."""
+def init_from_env(device: torch.device) -> tuple[int, int]:
+    """Join the process group ``torchrun`` describes in the environment, if any: NCCL when
+    this rank trains on its GPU (``device`` is ``cuda:LOCAL_RANK``), gloo on CPUs. Several
+    nodes need nothing else: ``torchrun --nnodes N --rdzv-endpoint HOST:PORT`` sets the
+    environment every rank reads here."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
     return world()
+
+
+def _on_backend(t: torch.Tensor) -> torch.Tensor:
+    """``t`` where the process group's backend can reduce it (NCCL: on this rank's GPU)."""
+    return t.cuda() if dist.get_backend() == "nccl" else t
 
 
 def local_slice(batch: np.ndarray) -> np.ndarray:
@@ -43,8 +55,8 @@ def gather(local: torch.Tensor) -> torch.Tensor:
     rank, size = world()
     if size == 1:
         return local
-    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(size)]
-    dist.all_gather(sizes, torch.tensor([local.shape[0]]))
+    sizes = [torch.zeros(1, dtype=torch.long, device=local.device) for _ in range(size)]
+    dist.all_gather(sizes, torch.tensor([local.shape[0]], device=local.device))
     parts = [local.new_zeros((int(n), *local.shape[1:])) for n in sizes]
     dist.all_gather(parts, local.detach().contiguous())
     parts[rank] = local
@@ -56,7 +68,7 @@ def share(local_count: int) -> float:
     _, size = world()
     if size == 1:
         return 1.0
-    total = torch.tensor([float(local_count)])
+    total = _on_backend(torch.tensor([float(local_count)], dtype=torch.float64))
     dist.all_reduce(total)
     return local_count / float(total)
 
@@ -74,7 +86,7 @@ def sum_value(value: float) -> float:
     _, size = world()
     if size == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = _on_backend(torch.tensor([value], dtype=torch.float64))
     dist.all_reduce(t)
     return float(t)
 

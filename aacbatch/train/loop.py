@@ -21,16 +21,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aacbatch.device import autocast, check_amp, grad_scaler, to_device
 from aacbatch.errors import AacbatchError
 from aacbatch.models.checkpoints import CheckpointRecord, read_checkpoint, write_checkpoint
 from aacbatch.registry.runs import RunRecorder
 from aacbatch.train import distributed
+from aacbatch.train.loader import ThroughputMeter, epoch_loader
 from aacbatch.train.schedule import warmup_cosine
 from aacbatch.train.task import Task
 
 
 class TrainingDiverged(AacbatchError):
     """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+class OutOfMemory(AacbatchError):
+    """A step did not fit in the device's memory; the run stops and keeps its last checkpoint."""
 
 
 @dataclass
@@ -44,7 +50,11 @@ class LoopConfig:
     val_split: str
     select_metric: str  # e.g. "mAP" or "t2a/mAP@10"; higher is better
     eval_splits: tuple[str, ...]
-    amp: bool = False  # bfloat16 autocast for forward + loss (CPU and GPU; no loss scaling needed)
+    train_split: str = "train"
+    batch_size: int = 0  # named in the out-of-memory advice
+    amp: str = "off"  # "off", "bf16" or "fp16" (aacbatch.device)
+    loader_workers: int = 0
+    prefetch_batches: int = 2
 
 
 @dataclass
@@ -64,17 +74,32 @@ def seed_everything(seed: int) -> None:
 def checkpoint_record(path: Path, task: Task, lineage: dict, training: dict | None = None) -> CheckpointRecord:
     """The self-describing record of ``task``'s current weights (see
     :mod:`aacbatch.models.checkpoints`); ``lineage`` holds run_id, task, dataset, config,
-    feature_sets and parent_run_id."""
+    feature_sets and parent_run_id. Weights are stored as CPU tensors, whatever device trained them."""
     model = task.model
-    return CheckpointRecord(path, model.MODEL_FAMILY, dataclasses.asdict(model.config), model.state_dict(),
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return CheckpointRecord(path, model.MODEL_FAMILY, dataclasses.asdict(model.config), state,
                             extras=task.describe(), training=training, **lineage)
 
 
-def _save(path: Path, task: Task, optimizer, state: LoopState, lineage: dict) -> None:
+def _rng_state(device: torch.device) -> dict:
+    """Every RNG a step draws from (dropout, SpecAugment): the CPU's, and the GPU's on a GPU."""
+    state = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(saved: dict, device: torch.device) -> None:
+    torch.set_rng_state(saved["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in saved:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+
+
+def _save(path: Path, task: Task, optimizer, scaler, state: LoopState, lineage: dict) -> None:
     if distributed.world()[0] != 0:
         return  # rank 0 writes; every rank holds identical weights
-    training = {"optimizer": optimizer.state_dict(), "epoch": state.epoch, "step": state.step, "best": state.best,
-                "history": state.history, "torch_rng": torch.get_rng_state()}
+    training = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "epoch": state.epoch,
+                "step": state.step, "best": state.best, "history": state.history, **_rng_state(task.device)}
     write_checkpoint(path, checkpoint_record(path, task, lineage, training))
 
 
@@ -85,45 +110,63 @@ def _plain(metrics: dict) -> dict:
 
 def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, lineage: dict,
           resume_from: Path | None = None, log: Callable[[str], None] = print) -> dict[str, dict]:
-    """Train, evaluate each epoch on ``cfg.val_split``, keep the best checkpoint by
-    ``cfg.select_metric``, then score the best on every split in ``cfg.eval_splits``."""
+    """Train on the device the model is on, evaluate each epoch on ``cfg.val_split``, keep
+    the best checkpoint by ``cfg.select_metric``, then score the best on ``cfg.eval_splits``.
+
+    Each epoch also records, on the training split, its throughput: ``step_s`` (seconds per
+    step), ``data_wait`` (fraction of the epoch spent waiting for batches), ``examples_per_s``
+    and ``padded`` (fraction of the ragged inputs' time steps that are padding)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    device = task.device
+    check_amp(cfg.amp, device)
     optimizer = torch.optim.Adam(task.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = grad_scaler(cfg.amp, device)
     state = LoopState()
     if resume_from is not None:
         saved = read_checkpoint(resume_from)
         task.model.load_state_dict(saved.state)
         optimizer.load_state_dict(saved.training["optimizer"])
+        if saved.training.get("scaler"):
+            scaler.load_state_dict(saved.training["scaler"])
         state = LoopState(saved.training["epoch"], saved.training["step"], saved.training["best"],
                           saved.training["history"])
-        torch.set_rng_state(saved.training["torch_rng"])
+        _set_rng_state(saved.training, device)
         log(f"resuming at epoch {state.epoch + 1}/{cfg.epochs}")
     recorder.status("running")
 
     steps_per_epoch = len(task.train_batches(0))
     total = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    device_type = next(task.model.parameters()).device.type  # autocast where the tensors are
     for epoch in range(state.epoch, cfg.epochs):
         task.model.train()
         losses = []
-        for batch in task.train_batches(epoch):
+        meter = ThroughputMeter()
+        for batch in meter.timed(epoch_loader(task, epoch, cfg.loader_workers, cfg.prefetch_batches,
+                                              pin=device.type == "cuda")):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * warmup_cosine(state.step, warmup, total)
-            with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=cfg.amp):
-                loss, logs = task.loss(batch)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, step {state.step + 1}: lower the learning rate or "
-                    f"set grad_clip; the last good checkpoint is {run_dir / 'last.pt'}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            distributed.sum_gradients(task.model)
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(task.model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            try:
+                with autocast(cfg.amp, device):
+                    loss, logs = task.loss(to_device(batch, device))
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"loss is {loss.item()} at epoch {epoch + 1}, step {state.step + 1}: lower the learning rate or "
+                        f"set grad_clip; the last good checkpoint is {run_dir / 'last.pt'}")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                distributed.sum_gradients(task.model)
+                if cfg.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(task.model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            except torch.OutOfMemoryError as exc:
+                raise OutOfMemory(f"out of {device} memory at epoch {epoch + 1}, step {state.step + 1} with "
+                                  f"batch_size {cfg.batch_size}: lower it (--set batch_size={max(1, cfg.batch_size // 2)}); "
+                                  f"the last checkpoint is {run_dir / 'last.pt'}") from exc
             state.step += 1
             losses.append(logs.get("loss", loss.item()))
+        recorder.scores(cfg.train_split, meter.summary(), epoch=epoch + 1)
         distributed.broadcast_buffers(task.model)
         task.model.eval()
         with torch.no_grad():
@@ -137,9 +180,9 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, lin
         state.history.append({"epoch": epoch + 1, **metrics})
         if improved:
             state.best = value
-            _save(run_dir / "best.pt", task, optimizer, state, lineage)
+            _save(run_dir / "best.pt", task, optimizer, scaler, state, lineage)
             recorder.checkpoint(run_dir / "best.pt", state.epoch, state.step, is_best=True)
-        _save(run_dir / "last.pt", task, optimizer, state, lineage)
+        _save(run_dir / "last.pt", task, optimizer, scaler, state, lineage)
         recorder.checkpoint(run_dir / "last.pt", state.epoch, state.step, is_best=False)
         distributed.barrier()
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoConfig
 
 from aacbatch import catalog
-from aacbatch.batches import CachedBatches, Source, epoch_batches
+from aacbatch.batches import CachedBatches, Source
 from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import retrieval_scores
@@ -141,33 +141,35 @@ class RetrievalTask(Task):
         return list(self.sets.values())
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
-        return epoch_batches(self.splits[self.cfg.train_split].clips, self.cfg.seed, epoch, self.cfg.batch_size,
-                             self.cfg.captions_per_clip, min_size=2)
+        return self.epoch_batches(self.splits[self.cfg.train_split], epoch, "mel", self.cfg.captions_per_clip,
+                                  min_size=2)
 
-    def _text(self, b: dict) -> torch.Tensor:
+    def fetch(self, batch: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+        return self.splits[self.cfg.train_split].read(batch, self.crop(epoch))
+
+    def _text(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.cfg.text == "finetune":
-            return self.model.encode_text(torch.from_numpy(b["input_ids"]), torch.from_numpy(b["attention_mask"]))
-        return self.model.encode_text(cls=torch.from_numpy(b["cls"]))
+            return self.model.encode_text(b["input_ids"], b["attention_mask"])
+        return self.model.encode_text(cls=b["cls"])
 
-    def loss(self, batch: np.ndarray):
-        """Loss of a global batch; under DDP this rank encodes only its slice (see
+    def loss(self, b: dict[str, torch.Tensor]):
+        """Loss of a global batch; under DDP this rank holds only its slice (see
         :mod:`aacbatch.train.distributed`). The temperature is applied to the local audio (and
         image) embeddings before gathering, so its gradient, like every other, reaches each
         rank only through that rank's own examples."""
-        b = self.splits[self.cfg.train_split][distributed.local_slice(batch)]
-        clips = distributed.gather(torch.from_numpy(b["clip_idx"]))
-        audio, tag_scores = self.model.encode_audio(torch.from_numpy(b["mel"]), torch.from_numpy(b["mel_lengths"]))
+        clips = distributed.gather(b["clip_idx"])
+        audio, tag_scores = self.model.encode_audio(b["mel"], b["mel_lengths"])
         scale = self.model.scale()
         text = distributed.gather(self._text(b))
         loss = info_nce(distributed.gather(scale * audio), text, 1.0, clips)
         logs = {"contrastive": float(loss.detach())}
         if self.use_tags:
             weight = distributed.share(len(b["clip_idx"]))  # per-example mean over the global batch
-            reg = weight * tag_regression(tag_scores, torch.from_numpy(b["tags"]).float(), self.cfg.tag_loss)
+            reg = weight * tag_regression(tag_scores, b["tags"].float(), self.cfg.tag_loss)
             loss = loss + self.cfg.tag_lambda * reg
             logs["tag"] = distributed.sum_value(float(reg.detach()))
         if self.use_images:
-            image = distributed.gather(scale * self.model.encode_image(torch.from_numpy(b["images"])))
+            image = distributed.gather(scale * self.model.encode_image(b["images"]))
             img = info_nce(image, text, 1.0, clips, symmetric=False)
             loss = loss + self.cfg.image_lambda * img
             logs["image"] = float(img.detach())
@@ -175,15 +177,17 @@ class RetrievalTask(Task):
         return loss, logs
 
     def similarity(self, split: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(captions × clips) cosine similarities of a split, each caption's clip column, clip ids."""
+        """(captions × clips) cosine similarities of a split (whole clips), each caption's clip
+        column, clip ids."""
         data = self.splits[split]
         clips, first = np.unique(data.clips, return_index=True)
         audio = []
         for lo in range(0, len(first), batch_size):
-            b = data[first[lo:lo + batch_size]]
-            audio.append(self.model.encode_audio(torch.from_numpy(b["mel"]), torch.from_numpy(b["mel_lengths"]))[0])
-        text = [self._text(data[np.arange(lo, min(lo + batch_size, len(data)))]) for lo in range(0, len(data), batch_size)]
-        sim = (torch.cat(text) @ torch.cat(audio).T).numpy()
+            b = self.tensors(data[first[lo:lo + batch_size]])
+            audio.append(self.model.encode_audio(b["mel"], b["mel_lengths"])[0])
+        text = [self._text(self.tensors(data[np.arange(lo, min(lo + batch_size, len(data)))]))
+                for lo in range(0, len(data), batch_size)]
+        sim = (torch.cat(text) @ torch.cat(audio).T).float().cpu().numpy()
         return sim, np.searchsorted(clips, data.clips), clips
 
     def evaluate(self, split: str) -> dict[str, float]:

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from aacbatch import catalog
 from aacbatch.catalog import TaskInfo
+from aacbatch.device import current, for_run
 from aacbatch.errors import InputError, first_line
 from aacbatch.models.checkpoints import init_from_state, read_checkpoint
 from aacbatch.registry.datasets import get_dataset
@@ -24,7 +27,7 @@ from aacbatch.registry.runs import (NullRecorder, RunRecorder, best_checkpoint, 
 from aacbatch.registry.schema import Run
 from aacbatch.registry.store import Registry
 from aacbatch.train import distributed
-from aacbatch.train.config import as_dict, load_config
+from aacbatch.train.config import EXECUTION_FIELDS, as_dict, load_config
 from aacbatch.train.loop import LoopConfig, score_splits, seed_everything, train
 from aacbatch.train.task import ClosedFormTask, Task
 
@@ -67,12 +70,12 @@ def train_task(registry: Registry, task: str | None, *, dataset: str | None = No
         raise InputError("--dataset is required for a new run")
     if init_from is not None and info.closed_form:
         raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
-    rank, size = distributed.init_from_env()
+    cfg = load_config(info.task_class().Config, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
+    rank, size = distributed.init_from_env(_run_device(cfg))
     if size > 1 and not info.ddp:
         raise InputError(f"task {task!r} does not support distributed training; run it as one process")
     if rank != 0:
         log = _silent
-    cfg = load_config(info.task_class().Config, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
     cfg = _exact_runs(registry, cfg)
     dataset_id = get_dataset(registry, dataset).id
     parent = _parent(registry, info, init_from)
@@ -84,7 +87,7 @@ def train_task(registry: Registry, task: str | None, *, dataset: str | None = No
     lineage = [s.lineage() for s in inputs]
     parent_id = parent.run_id if parent is not None else None
     if reuse:
-        done = find_finished(registry, task, config_record, lineage, parent_id)
+        done = find_finished(registry, task, config_record, lineage, parent_id, ignore=EXECUTION_FIELDS)
         if done is not None:
             log(f"reusing finished run {done.id} ({task} on {dataset}, same config and inputs)")
             return TrainResult(done.id, task, final_scores(registry, done.id), run_dir_for(registry, done.id))
@@ -124,16 +127,36 @@ def _init_from(task: Task, parent, cfg, log) -> None:
             f"{', '.join(unloaded[:5])}{', ...' if len(unloaded) > 5 else ''}")
 
 
+def _run_device(cfg) -> torch.device:
+    """The device a run trains on: its config's, or the process's (closed-form tasks: the CPU)."""
+    return for_run(getattr(cfg, "device", "cpu"))
+
+
+def _place(task: Task, cfg) -> None:
+    """Move the model to the run's device (before the optimiser sees its parameters); under
+    DDP on GPUs, optionally with BatchNorm synchronised across ranks."""
+    device = _run_device(cfg)
+    if cfg.sync_bn and distributed.world()[1] > 1:
+        if device.type != "cuda":
+            raise InputError("sync_bn needs GPUs (NCCL): on CPUs each rank keeps its own BatchNorm statistics; "
+                             "drop --set sync_bn=true")
+        task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
+    task.model.to(device)
+
+
 def _run(registry, recorder, task: Task, dataset: str, cfg, parent_id, resume_from, log) -> TrainResult:
     run_dir = run_dir_for(registry, recorder.run_id)
     try:
         if isinstance(task, ClosedFormTask):
             final = task.fit(recorder, run_dir)
         else:
+            _place(task, cfg)
             loop_cfg = LoopConfig(epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs,
                                   weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, seed=cfg.seed,
                                   val_split=cfg.val_split, select_metric=cfg.select_metric or task.info.select_metric,
-                                  eval_splits=tuple(cfg.eval_splits), amp=cfg.amp)
+                                  eval_splits=tuple(cfg.eval_splits), train_split=cfg.train_split,
+                                  batch_size=cfg.batch_size, amp=cfg.amp, loader_workers=cfg.loader_workers,
+                                  prefetch_batches=cfg.prefetch_batches)
             lineage = {"run_id": recorder.run_id, "task": task.name, "dataset": dataset, "config": as_dict(cfg),
                        "feature_sets": [s.lineage() for s in task.inputs()], "parent_run_id": parent_id}
             final = train(task, loop_cfg, recorder, run_dir, lineage, resume_from=resume_from, log=log)
@@ -159,7 +182,8 @@ def rebuild(registry: Registry, run_id: str) -> Rebuilt:
     stored = json.loads(run.config_json)
     dataset = stored.pop("dataset")
     cls = info.task_class()
-    cfg = load_config(cls.Config, base={k: v for k, v in stored.items() if k in _fields(cls.Config)})
+    here = {"device": "auto"} if "device" in _fields(cls.Config) else {}  # where it runs now, not where it ran
+    cfg = load_config(cls.Config, base={**{k: v for k, v in stored.items() if k in _fields(cls.Config)}, **here})
     built = build_task(registry, info, dataset, cfg)
     recorded = {s["name"]: s["fingerprint"] for s in json.loads(run.feature_sets_json)}
     changed = [s.name for s in built.inputs() if recorded.get(s.name) != s.fingerprint]
@@ -203,4 +227,5 @@ def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...],
     rebuilt = rebuild(registry, run.id)
     _, path = best_checkpoint(registry, run.id, (run.task,))
     rebuilt.task.model.load_state_dict(read_checkpoint(path).state)
+    rebuilt.task.model.to(current())
     return score_splits(rebuilt.task, RunRecorder(registry, run.id), run_dir_for(registry, run.id), splits)

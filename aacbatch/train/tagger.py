@@ -21,6 +21,7 @@ from aacbatch.evaluate.tagging import mean_average_precision
 from aacbatch.featurize.sets import cached_set
 from aacbatch.models.checkpoints import create_cnn14, load_panns_checkpoint
 from aacbatch.models.cnn14 import CNN14_CONFIGS, Cnn14Config
+from aacbatch.train import distributed
 from aacbatch.train.config import TrainingFields
 from aacbatch.train.task import Task
 
@@ -84,25 +85,26 @@ class TaggerTask(Task):
         return [self.mel_set]
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
-        data, _ = self.splits[self.cfg.train_split]
-        order = np.random.default_rng(self.cfg.seed + epoch).permutation(len(data))
-        return [order[i:i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
+        return self.epoch_batches(self.splits[self.cfg.train_split][0], epoch, "mel")
 
-    def _forward(self, split: str, batch: np.ndarray):
-        data, _ = self.splits[split]
-        b = data[batch]
-        return self.model(torch.from_numpy(b["mel"]), torch.from_numpy(b["mel_lengths"]), is_logmel=True)
+    def fetch(self, batch: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+        data, targets = self.splits[self.cfg.train_split]
+        return {**data.read(batch, self.crop(epoch)), "targets": targets[batch]}
 
-    def loss(self, batch: np.ndarray):
-        _, targets = self.splits[self.cfg.train_split]
-        out = self._forward(self.cfg.train_split, batch)
-        loss = F.binary_cross_entropy_with_logits(out.tag_logits, torch.from_numpy(targets[batch]))
-        return loss, {"bce": float(loss.detach())}
+    def loss(self, b: dict[str, torch.Tensor]):
+        """BCE averaged over the global batch (under DDP: this rank's share of it)."""
+        out = self.model(b["mel"], b["mel_lengths"], is_logmel=True)
+        weight = distributed.share(len(b["clip_idx"]))
+        loss = weight * F.binary_cross_entropy_with_logits(out.tag_logits.float(), b["targets"])
+        return loss, {"bce": distributed.sum_value(float(loss.detach()))}
 
     def evaluate(self, split: str) -> dict[str, float]:
+        """mAP over the split's whole clips."""
         data, targets = self.splits[split]
-        scores = [self._forward(split, np.arange(i, min(i + 64, len(data)))).tag_scores.numpy()
-                  for i in range(0, len(data), 64)]
+        scores = []
+        for lo in range(0, len(data), 64):
+            b = self.tensors(data[np.arange(lo, min(lo + 64, len(data)))])
+            scores.append(self.model(b["mel"], b["mel_lengths"], is_logmel=True).tag_scores.float().cpu().numpy())
         return {"mAP": mean_average_precision(targets, np.concatenate(scores))}
 
     def describe(self) -> dict:

@@ -11,9 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
+from aacbatch.audio.logmel import FRAMES_PER_SECOND
+from aacbatch.batches import CachedBatches, Crop, epoch_batches
 from aacbatch.catalog import TaskInfo
+from aacbatch.device import to_device
 from aacbatch.featurize.sets import CachedSet
 from aacbatch.models.checkpoints import CheckpointRecord
 from aacbatch.registry.runs import RunRecorder, SplitResult
@@ -62,11 +66,50 @@ class Task:
 
     # --- the epoch loop -------------------------------------------------------------------
 
-    def train_batches(self, epoch: int) -> list:
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (the loop moves it there; inputs follow it)."""
+        return next(self.model.parameters()).device
+
+    def tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """A batch read for evaluation as tensors on the model's device."""
+        return to_device(batch, self.device)
+
+    def train_batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's global batches of training-example positions (a function of seed and
+        epoch alone; under DDP each rank reads its slice of every batch)."""
         raise NotImplementedError
 
-    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def fetch(self, batch: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
+        """This rank's training examples ``batch``, read from the caches as numpy arrays.
+        Runs in DataLoader worker processes, so it reads only and touches no model."""
         raise NotImplementedError
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of a fetched batch, its arrays now tensors on the model's device. Under DDP the
+        returned loss is this rank's share of the global-batch loss (gradients are summed)."""
+        raise NotImplementedError
+
+    # --- helpers for tasks that read ragged inputs ----------------------------------------
+
+    def epoch_batches(self, examples: CachedBatches, epoch: int, ragged: str, captions_per_clip: int = 0,
+                      min_size: int = 1) -> list[np.ndarray]:
+        """Shuffled batches of ``examples``; length-bucketed on ``ragged`` when ``bucket`` is set
+        (lengths as read: capped by ``max_seconds``)."""
+        lengths = None
+        if self.cfg.bucket:
+            lengths = examples.lengths(ragged)
+            crop = self.crop(epoch)
+            if crop is not None:
+                lengths = np.minimum(lengths, crop.frames)
+        return epoch_batches(examples.clips, self.cfg.seed, epoch, self.cfg.batch_size, captions_per_clip, min_size,
+                             lengths)
+
+    def crop(self, epoch: int) -> Crop | None:
+        """This epoch's random log-mel crops (``max_seconds``), or None: clips are read whole."""
+        if self.cfg.max_seconds is None:
+            return None
+        return Crop("mel", max(1, int(round(self.cfg.max_seconds * FRAMES_PER_SECOND))), self.cfg.seed, epoch)
 
     def evaluate(self, split: str) -> dict[str, float | None]:
         """Per-epoch validation metrics (cheap ones; the selection metric among them)."""
