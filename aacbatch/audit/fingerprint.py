@@ -72,7 +72,7 @@ class FingerprintParams:
     silence_db: float = -90.0
     zone_frames: int = 63
     zone_bins: int = 20
-    fan_out: int = 5
+    fan_out: int = 4
 
     def __post_init__(self):
         if not 1 <= self.zone_frames < 2 ** _GAP_BITS:
@@ -105,7 +105,13 @@ def peaks(mel: np.ndarray, params: FingerprintParams = FingerprintParams()) -> t
                                mode="constant", cval=-np.inf)
     loudest = maximum_filter1d(x.max(axis=1), max(params.floor_frames, 1), mode="nearest")
     floor = np.maximum(loudest - params.floor_db, params.silence_db)[:, None]
-    t, f = np.nonzero((y == local_max) & (x > floor))
+    # On a plateau (a steady synthetic tone, float16 steps) every cell equals the local
+    # maximum; only its first cell in time and in frequency is a peak.
+    rises = np.empty(y.shape, dtype=bool)
+    rises[0] = True
+    np.greater(y[1:], y[:-1], out=rises[1:])
+    rises[:, 1:] &= y[:, 1:] > y[:, :-1]
+    t, f = np.nonzero((y == local_max) & rises & (x > floor))
     return t.astype(np.int32), f.astype(np.int32)
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aacbatch.audit.fingerprint import FingerprintParams, as_mel, fingerprint
-from aacbatch.audit.verify import VerifyParams, clamp_floor, verify
+from aacbatch.audit.verify import VerifyParams, clamp_floor, plausible, verify
 from aacbatch.errors import InputError
 from aacbatch.featurize import logmel
 
@@ -60,7 +60,7 @@ class AuditParams:
     fingerprint: FingerprintParams = field(default_factory=FingerprintParams)
     verify: VerifyParams = field(default_factory=VerifyParams)
     max_postings: int = 100
-    min_votes: int = 5
+    min_votes: int = 3
 
     def __post_init__(self):
         if self.max_postings < 2:
@@ -209,7 +209,21 @@ def vote(hashes: np.ndarray, times: np.ndarray, clips: np.ndarray, labels: np.nd
     offset = np.where(swap, t[j] - t[i], t[i] - t[j]).astype(np.int64)
     shift = int(np.abs(offset).max()) + 1
     span = 2 * shift + 1
-    key, count = np.unique((a * (int(c.max()) + 1) + b) * span + (offset + shift), return_counts=True)
+    # One vote per anchor frame of ``b``: the triplets of one anchor share its peaks, so a
+    # single chance coincidence — two onsets a same gap apart — would otherwise vote ten times.
+    anchor_b = np.where(swap, t[i], t[j]).astype(np.int64)
+    raw = (a * (int(c.max()) + 1) + b) * span + (offset + shift)
+    frames = int(anchor_b.max()) + 1
+    if float(raw.max()) * frames < 2.0 ** 62:
+        # One sort of a packed key; np.sort, as numpy 2's hash-based np.unique is ~20x slower here.
+        packed = np.sort(raw * frames + anchor_b)
+        raw = packed[np.r_[True, packed[1:] != packed[:-1]]] // frames
+    else:
+        order = np.lexsort((anchor_b, raw))
+        raw, anchor_b = raw[order], anchor_b[order]
+        raw = raw[np.r_[True, (raw[1:] != raw[:-1]) | (anchor_b[1:] != anchor_b[:-1])]]
+    first = np.flatnonzero(np.r_[True, raw[1:] != raw[:-1]])
+    key, count = raw[first], np.diff(np.r_[first, len(raw)])
 
     def at(delta: int) -> np.ndarray:
         k = np.minimum(np.searchsorted(key, key + delta), len(key) - 1)
@@ -231,6 +245,10 @@ def _verified(mels: Sequence[np.ndarray], found: Candidates, params: AuditParams
     return sorted((m for part in parts for m in part), key=lambda m: (m.a, m.b))
 
 
+def _clip_maxima(mels: Sequence[np.ndarray], clips: np.ndarray) -> dict[int, float]:
+    return {int(i): float(np.max(mels[int(i)])) if len(mels[int(i)]) else 0.0 for i in np.unique(clips)}
+
+
 def _verify_range(mels: Sequence[np.ndarray], found: Candidates, rows: range, params: AuditParams) -> list[Match]:
     """Verified candidates ``rows``; floored log-mels are kept for the last few clips, which
     in ``(a, b)`` order covers every repeat of ``a``."""
@@ -246,8 +264,11 @@ def _verify_range(mels: Sequence[np.ndarray], found: Candidates, rows: range, pa
     matches = []
     hop = params.fingerprint.hop
     sl = slice(rows.start, rows.stop)
+    top = _clip_maxima(mels, np.r_[found.a[sl], found.b[sl]])
     for a, b, offset, votes in zip(found.a[sl].tolist(), found.b[sl].tolist(), found.offset[sl].tolist(),
                                    found.votes[sl].tolist()):
+        if not plausible(mels[a], mels[b], offset * hop, top[a], top[b], params.verify):
+            continue
         hit = verify(floored(a), floored(b), offset * hop, params.verify, FRAME_RATE)
         if hit is None:
             continue

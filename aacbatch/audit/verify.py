@@ -123,6 +123,38 @@ def block_similarity(a: np.ndarray, b: np.ndarray, block: int, active_db: float)
     return corr, (sxx > floor) & (syy > floor)
 
 
+def plausible(a: np.ndarray, b: np.ndarray, offset: int, top_a: float, top_b: float, params: VerifyParams,
+              max_blocks: int = 6) -> bool:
+    """Cheap first look at a candidate, on raw (e.g. float16) log-mels: do up to
+    ``max_blocks`` blocks spread over the overlap correlate at all (mean ≥ ``mismatch_corr``)
+    at the voted offset or one frame off? Most chance candidates stop here, before the full
+    :func:`verify` converts and floors both clips. ``top_a``/``top_b`` are the clips' maxima.
+    """
+    block = params.block_frames
+    start, stop = max(0, 1 - offset), min(len(b), len(a) - offset - 1)  # room for ±1
+    n_blocks = (stop - start) // block
+    if n_blocks < 1:
+        return False
+    k = min(n_blocks, max_blocks)
+    firsts = start + block * ((np.arange(k) * (n_blocks - 1)) // max(k - 1, 1))
+    rows = (firsts[:, None] + np.arange(block)).ravel()
+    x = np.maximum(a[(rows + offset)[None, :] + np.array([[0], [-1], [1]])].astype(np.float32),
+                   np.float32(top_a - params.floor_db))  # (3, k·block, 64)
+    y = np.maximum(b[rows].astype(np.float32), np.float32(top_b - params.floor_db))
+    x = x.reshape(3, k, block, -1)
+    y = y.reshape(1, k, block, -1)
+    x = x - x.mean(axis=2, keepdims=True)
+    y = y - y.mean(axis=2, keepdims=True)
+    sxy = np.einsum("okij,okij->ok", x, np.broadcast_to(y, x.shape))
+    sxx = np.einsum("okij,okij->ok", x, x)
+    syy = np.einsum("kij,kij->k", y[0], y[0])
+    floor = params.active_db ** 2 * block * a.shape[1]
+    active = (sxx > floor) & (syy > floor)
+    corr = np.where(active, sxy / np.sqrt(np.maximum(sxx * syy, 1e-12)), 0.0)
+    counts = active.sum(axis=1)
+    return bool(np.any((counts > 0) & (corr.sum(axis=1) >= params.mismatch_corr * np.maximum(counts, 1))))
+
+
 def _longest_stretch(corr: np.ndarray, active: np.ndarray, params: VerifyParams) -> tuple[int, int, int]:
     """The longest stretch of blocks free of mismatching ones, as ``(lo, hi, matched)``.
 
@@ -158,38 +190,32 @@ def envelope_spread(a: np.ndarray, b: np.ndarray, floor_a: float, floor_b: float
     return float(np.percentile(np.abs(diff - np.median(diff)), 90))
 
 
-def _band_correlation(a: np.ndarray, b: np.ndarray, block: int, band: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-band texture sums over whole blocks: ``(sxy, sxx, syy)``, each ``(64 // band,)``."""
-    n = (len(a) // block) * block
-    x = a[:n].reshape(n // block, block, -1, band)
-    y = b[:n].reshape(n // block, block, -1, band)
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    return np.einsum("kibj,kibj->b", x, y), np.einsum("kibj,kibj->b", x, x), np.einsum("kibj,kibj->b", y, y)
-
-
 def specificity(a: np.ndarray, b: np.ndarray, offset: int, start: int, stop: int, params: VerifyParams) -> float:
     """How much better ``b[start:stop]`` matches ``a`` at ``offset`` than at any shift of it.
 
     Per band of ``band_bins`` mel bins with texture above ``active_db`` in both clips: the
     band's correlation at ``offset`` minus its best at ``offset ± k`` for ``k`` in
-    ``shifts``; the largest over bands (-1.0 when no band has texture).
+    ``shifts``; the largest over bands (-1.0 when no band has texture). Shifted frames
+    beyond ``a``'s ends repeat its edge frames.
     """
-    frames = np.arange(start, stop)
-    seg_b = b[start:stop]
-    sxy, sxx, syy = _band_correlation(a[frames + offset], seg_b, params.block_frames, params.band_bins)
-    texture = params.active_db ** 2 * ((stop - start) // params.block_frames) * params.block_frames * params.band_bins
-    active = (sxx > texture) & (syy > texture)
+    block, band = params.block_frames, params.band_bins
+    n = ((stop - start) // block) * block
+    frames = np.arange(start, start + n)
+    lags = np.array([0] + [sign * k for k in params.shifts for sign in (-1, 1)])
+    x = a[np.clip(frames[None, :] + offset + lags[:, None], 0, len(a) - 1)]  # (lags, n, 64)
+    x = x.reshape(len(lags), n // block, block, -1, band)
+    y = b[start:start + n].reshape(n // block, block, -1, band)
+    x = x - x.mean(axis=2, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
+    sxy = np.einsum("lkibj,kibj->lb", x, y)
+    sxx = np.einsum("lkibj,lkibj->lb", x, x)
+    syy = np.einsum("kibj,kibj->b", y, y)
+    texture = params.active_db ** 2 * n * band
+    active = (sxx[0] > texture) & (syy > texture)
     if not active.any():
         return -1.0
-    at_offset = sxy / np.sqrt(np.maximum(sxx * syy, 1e-12))
-    best_shifted = np.full(len(sxy), -1.0)
-    for k in params.shifts:
-        for shift in (offset - k, offset + k):
-            shifted = a[np.clip(frames + shift, 0, len(a) - 1)]
-            sxy_s, sxx_s, _ = _band_correlation(shifted, seg_b, params.block_frames, params.band_bins)
-            best_shifted = np.maximum(best_shifted, sxy_s / np.sqrt(np.maximum(sxx_s * syy, 1e-12)))
-    return float((at_offset - best_shifted)[active].max())
+    corr = sxy / np.sqrt(np.maximum(sxx * syy, 1e-12))
+    return float((corr[0] - corr[1:].max(axis=0))[active].max())
 
 
 def verify(a: np.ndarray, b: np.ndarray, offset: int, params: VerifyParams = VerifyParams(),
@@ -205,20 +231,23 @@ def verify(a: np.ndarray, b: np.ndarray, offset: int, params: VerifyParams = Ver
     passes.
     """
     block = params.block_frames
-    best: tuple[float, int, np.ndarray, np.ndarray, int, int] | None = None
-    for off in range(offset - params.search_frames, offset + params.search_frames + 1):
-        start = max(0, -off)
-        stop = min(len(b), len(a) - off)
+
+    def scored(off: int) -> tuple[float, int, np.ndarray, np.ndarray, int, int] | None:
+        start, stop = max(0, -off), min(len(b), len(a) - off)
         if stop - start < block:
-            continue
+            return None
         corr, active = block_similarity(a[start + off:stop + off], b[start:stop], block, params.active_db)
-        if not active.any():
-            continue
-        mean = float(corr[active].mean())
-        if best is None or mean > best[0]:
-            best = (mean, off, corr, active, start, stop)
-    if best is None:
+        return (float(corr[active].mean()), off, corr, active, start, stop) if active.any() else None
+
+    # The voted offset and its neighbours first: most candidates are chance collisions that
+    # fail there, and the rest of the window is only searched for ones that might pass.
+    near = [off for off in (offset, offset - 1, offset + 1) if abs(off - offset) <= params.search_frames]
+    tried = [r for r in map(scored, near) if r is not None]
+    if not tried or max(r[0] for r in tried) < params.mismatch_corr:
         return None
+    far = [off for off in range(offset - params.search_frames, offset + params.search_frames + 1) if off not in near]
+    tried += [r for r in map(scored, far) if r is not None]
+    best = max(tried, key=lambda r: r[0])
     _, off, corr, active, start, stop = best
     lo, hi, matched = _longest_stretch(corr, active, params)
     first = start + lo * block
