@@ -156,13 +156,15 @@ def report_scaling(work: Path, sizes: list[int], workers: int) -> None:
 
 
 def chromaprint(paths: list[Path]) -> tuple[list[np.ndarray], float]:
-    """Raw Chromaprint sub-fingerprints (uint32, ≈ 8 per second) of every file, and seconds."""
+    """Raw Chromaprint sub-fingerprints (uint32, ≈ 8 per second) of every file, and seconds.
+
+    One ``fpcalc`` per file, as pyacoustid runs it: given several, fpcalc 1.5 stops after
+    the first that ends with a decoder warning."""
     start = time.perf_counter()
     prints = []
-    for k in range(0, len(paths), 100):
-        out = subprocess.run(["fpcalc", "-raw", "-json", "-length", "0", *map(str, paths[k:k + 100])],
-                             capture_output=True, text=True).stdout
-        prints += [np.array(json.loads(line)["fingerprint"], dtype=np.uint32) for line in out.splitlines() if line.strip()]
+    for path in paths:
+        out = subprocess.run(["fpcalc", "-raw", "-json", "-length", "0", str(path)], capture_output=True, text=True).stdout
+        prints.append(np.array(json.loads(out)["fingerprint"], dtype=np.uint32))
     return prints, time.perf_counter() - start
 
 
@@ -177,7 +179,7 @@ def chromaprint_matches(prints: list[np.ndarray], max_ber: float, min_items: int
     start = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     size = np.diff(np.r_[start, len(values)])
     votes: dict[tuple[int, int, int], int] = {}
-    for s, z in zip(start[(size >= 2) & (size <= 50)], size[(size >= 2) & (size <= 50)]):
+    for s, z in zip(start[(size >= 2) & (size <= 500)], size[(size >= 2) & (size <= 500)]):
         for i, j in combinations(range(s, s + z), 2):
             if clip[i] != clip[j]:
                 a, b = (i, j) if clip[i] < clip[j] else (j, i)

@@ -17,13 +17,16 @@ triplet survives only when all three of its peaks do. Measured on SynthCaps crop
 44.1 → 32 kHz and re-encoded (Vorbis/MP3, 40–80 kbit/s), about 60 % of peaks survive — half
 a hop of misalignment between the crop's frame grid and the original's, and the codec's
 quantisation noise, each move about a third of them — so roughly one triplet in five does;
-with ~100 triplets per second that still leaves tens of consistent votes per second of
-shared audio.
+with ≈ 180 triplets per second that still leaves tens of consistent votes per second of
+shared audio. Where it fails is sparse pure tones whose amplitude modulation beats against
+the 10 ms frame rate (SynthCaps' crickets): their one peak per chirp lands anywhere on the
+chirp's plateau.
 
-Peaks are picked on the log-mel smoothed over 3 frames (30 ms), which steadies them against
-the sub-frame misalignment, and only above a floor relative to the clip's loudest bin:
-quiet detail is what lossy codecs discard first. Everything is in dB differences and bin
-positions, so a gain change does not move a single hash.
+Peaks are picked on the log-mel smoothed over 3 frames (30 ms), with each band's 0.5 s
+moving average removed (so a steady bed or hum yields no peaks, and onsets and modulation
+do), and only above a floor under the loudest bin within ±1 s: quiet detail is what lossy
+codecs discard first. Everything is in dB differences and bin positions, so a gain change
+does not move a single hash.
 
 Shapes: a log-mel is ``(T, 64)`` float16/float32 dB at 100 frames per second.
 """
@@ -63,7 +66,6 @@ class FingerprintParams:
     """
 
     smooth_frames: int = 3
-    hop: int = 1
     whiten_frames: int = 51
     peak_frames: int = 7
     peak_bins: int = 3
@@ -99,7 +101,6 @@ def peaks(mel: np.ndarray, params: FingerprintParams = FingerprintParams()) -> t
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     if params.smooth_frames > 1:
         x = uniform_filter1d(x, params.smooth_frames, axis=0, mode="nearest")
-    x = x[::params.hop]
     y = x - uniform_filter1d(x, params.whiten_frames, axis=0, mode="nearest") if params.whiten_frames > 1 else x
     local_max = maximum_filter(y, size=(2 * params.peak_frames + 1, 2 * params.peak_bins + 1),
                                mode="constant", cval=-np.inf)
