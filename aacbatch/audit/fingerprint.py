@@ -81,8 +81,11 @@ class FingerprintParams:
             raise ValueError(f"zone_frames must be in 1..{2 ** _GAP_BITS - 1}, got {self.zone_frames}")
         if self.fan_out < 2:
             raise ValueError(f"fan_out must be at least 2 (a triplet needs two targets), got {self.fan_out}")
-        if min(self.smooth_frames, self.whiten_frames, self.floor_frames, self.peak_frames, self.peak_bins, self.zone_bins) < 0:
-            raise ValueError("smooth_frames, whiten_frames, floor_frames, peak_frames, peak_bins and zone_bins must be non-negative")
+        sizes = (self.smooth_frames, self.whiten_frames, self.floor_frames, self.peak_frames, self.peak_bins,
+                 self.zone_bins)
+        if min(sizes) < 0:
+            raise ValueError("smooth_frames, whiten_frames, floor_frames, peak_frames, peak_bins and zone_bins "
+                             "must be non-negative")
 
 
 def as_mel(mel: np.ndarray) -> np.ndarray:

@@ -151,7 +151,8 @@ def _chunks(n: int, workers: int) -> list[range]:
     return [range(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
-def _fingerprint_range(mels: Sequence[np.ndarray], clips: range, params: FingerprintParams) -> list[tuple[np.ndarray, np.ndarray]]:
+def _fingerprint_range(mels: Sequence[np.ndarray], clips: range,
+                       params: FingerprintParams) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for i in clips:
         try:
@@ -175,7 +176,8 @@ def _fingerprints(mels: Sequence[np.ndarray], params: FingerprintParams, pool: T
 def _colliding_pairs(group_start: np.ndarray, group_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``(i, j)``, ``i < j``, of every two entries in the same group of a sorted array."""
     n_entries = int(group_size.sum())
-    entry = np.repeat(group_start, group_size) + (np.arange(n_entries) - np.repeat(np.cumsum(group_size) - group_size, group_size))
+    rank = np.arange(n_entries) - np.repeat(np.cumsum(group_size) - group_size, group_size)
+    entry = np.repeat(group_start, group_size) + rank
     partners = np.repeat(group_start + group_size, group_size) - entry - 1
     first = np.repeat(entry, partners)
     step = np.arange(len(first)) - np.repeat(np.cumsum(partners) - partners, partners)
@@ -250,9 +252,6 @@ def _verified(mels: Sequence[np.ndarray], found: Candidates, params: AuditParams
     return sorted((m for part in parts for m in part), key=lambda m: (m.a, m.b))
 
 
-def _clip_maxima(mels: Sequence[np.ndarray], clips: np.ndarray) -> dict[int, float]:
-    return {int(i): float(np.max(mels[int(i)])) if len(mels[int(i)]) else 0.0 for i in np.unique(clips)}
-
 
 def _verify_range(mels: Sequence[np.ndarray], found: Candidates, rows: range, params: AuditParams) -> list[Match]:
     """Verified candidates ``rows``; floored log-mels are kept for the last few clips, which
@@ -266,12 +265,19 @@ def _verify_range(mels: Sequence[np.ndarray], found: Candidates, rows: range, pa
                 cache.popitem(last=False)
         return cache[i]
 
+    loudest: dict[int, float] = {}
+
+    def top(i: int, mel: np.ndarray) -> float:
+        if i not in loudest:
+            loudest[i] = float(np.max(mel)) if len(mel) else 0.0
+        return loudest[i]
+
     matches = []
     sl = slice(rows.start, rows.stop)
-    top = _clip_maxima(mels, np.r_[found.a[sl], found.b[sl]])
     for a, b, offset, votes in zip(found.a[sl].tolist(), found.b[sl].tolist(), found.offset[sl].tolist(),
                                    found.votes[sl].tolist()):
-        if not plausible(mels[a], mels[b], offset, top[a], top[b], params.verify):
+        mel_a, mel_b = mels[a], mels[b]
+        if not plausible(mel_a, mel_b, offset, top(a, mel_a), top(b, mel_b), params.verify):
             continue
         hit = verify(floored(a), floored(b), offset, params.verify, FRAME_RATE)
         if hit is None:
