@@ -189,64 +189,85 @@ def _colliding_pairs(group_start: np.ndarray, group_size: np.ndarray) -> tuple[n
     return first, first + 1 + step
 
 
+def _group_batches(size: np.ndarray, max_pairs: int) -> list[slice]:
+    """Consecutive groups whose pairs add up to about ``max_pairs`` each (a bigger group
+    stays whole), so the pair arrays of one batch bound the vote's memory."""
+    pairs = np.cumsum(size * (size - 1) // 2)
+    cuts = np.searchsorted(pairs, np.arange(max_pairs, int(pairs[-1]) if len(pairs) else 0, max_pairs), side="right")
+    edges = np.unique(np.r_[0, cuts, len(size)])
+    return [slice(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
 def vote(hashes: np.ndarray, times: np.ndarray, clips: np.ndarray, labels: np.ndarray, pairs: str,
-         params: AuditParams) -> Candidates:
+         params: AuditParams, max_pairs: int = 4_000_000) -> Candidates:
     """Offset-histogram voting over an inverted index of all hashes.
 
     ``hashes``/``times``/``clips``: ``(H,)`` hash values, anchor frames and clip positions;
-    ``labels``: dataset id per clip. Votes at adjacent offsets are pooled — a pair's count
-    at ``o`` is its own plus the larger of ``o - 1`` and ``o + 1`` — because a crop's frames
-    fall between the original's and its peaks round either way.
+    ``labels``: dataset id per clip. Clips sharing a hash value vote for ``t_a - t_b``, one
+    vote per anchor frame of ``b`` (the triplets of one anchor share its peaks, so a single
+    chance coincidence — two onsets the same gap apart — would otherwise vote six times).
+    Votes at adjacent offsets are pooled — a pair's count at ``o`` is its own plus the
+    larger of ``o - 1`` and ``o + 1`` — because a crop's frames fall between the
+    original's and its peaks round either way. Colliding pairs are formed ``max_pairs`` at
+    a time; each leaves one int64 key behind.
     """
     empty = Candidates(*(np.zeros(0, np.int64) for _ in range(4)))
     if len(hashes) < 2:
         return empty
     order = np.argsort(hashes, kind="stable")
-    h, t, c = hashes[order], times[order], clips[order].astype(np.int64)
+    h, t, c = hashes[order], times[order].astype(np.int64), clips[order].astype(np.int64)
+    del order
     start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
     size = np.diff(np.r_[start, len(h)])
     keep = (size >= 2) & (size <= params.max_postings)
-    i, j = _colliding_pairs(start[keep], size[keep])
-    ci, cj = c[i], c[j]
-    ok = ci != cj
-    if pairs == "within":
-        ok &= labels[ci] == labels[cj]
-    elif pairs == "across":
-        ok &= labels[ci] != labels[cj]
-    i, j, ci, cj = i[ok], j[ok], ci[ok], cj[ok]
-    if not len(i):
+    start, size = start[keep], size[keep]
+    del h, keep
+    n, frames = int(c.max()) + 1, int(t.max()) + 1
+    shift, span = frames, 2 * frames + 1  # offsets lie in (-frames, frames)
+    packed = float(n) * n * span * frames < 2.0 ** 62  # (pair, offset, anchor) fits one int64
+    keys, anchors = [], []
+    for batch in _group_batches(size, max_pairs):
+        i, j = _colliding_pairs(start[batch], size[batch])
+        ci, cj = c[i], c[j]
+        ok = ci != cj
+        if pairs == "within":
+            ok &= labels[ci] == labels[cj]
+        elif pairs == "across":
+            ok &= labels[ci] != labels[cj]
+        i, j, ci, cj = i[ok], j[ok], ci[ok], cj[ok]
+        swap = ci > cj
+        key = (np.where(swap, cj, ci) * n + np.where(swap, ci, cj)) * span + shift
+        key += np.where(swap, t[j] - t[i], t[i] - t[j])
+        anchor_b = np.where(swap, t[i], t[j])
+        keys.append(key * frames + anchor_b if packed else key)
+        anchors.append(None if packed else anchor_b)
+    if not keys or not sum(len(k) for k in keys):
         return empty
-    swap = ci > cj
-    a, b = np.where(swap, cj, ci), np.where(swap, ci, cj)
-    offset = np.where(swap, t[j] - t[i], t[i] - t[j]).astype(np.int64)
-    shift = int(np.abs(offset).max()) + 1
-    span = 2 * shift + 1
-    # One vote per anchor frame of ``b``: the triplets of one anchor share its peaks, so a
-    # single chance coincidence — two onsets a same gap apart — would otherwise vote ten times.
-    anchor_b = np.where(swap, t[i], t[j]).astype(np.int64)
-    raw = (a * (int(c.max()) + 1) + b) * span + (offset + shift)
-    frames = int(anchor_b.max()) + 1
-    if float(raw.max()) * frames < 2.0 ** 62:
-        # One sort of a packed key; np.sort, as numpy 2's hash-based np.unique is ~20x slower here.
-        packed = np.sort(raw * frames + anchor_b)
-        raw = packed[np.r_[True, packed[1:] != packed[:-1]]] // frames
+    if packed:
+        # One sort of the packed key; np.sort, as numpy 2's hash-based np.unique is ~20x slower here.
+        raw = np.sort(np.concatenate(keys))
+        raw = raw[np.r_[True, raw[1:] != raw[:-1]]] // frames
     else:
+        raw, anchor_b = np.concatenate(keys), np.concatenate(anchors)
         order = np.lexsort((anchor_b, raw))
         raw, anchor_b = raw[order], anchor_b[order]
         raw = raw[np.r_[True, (raw[1:] != raw[:-1]) | (anchor_b[1:] != anchor_b[:-1])]]
+    del keys, anchors
     first = np.flatnonzero(np.r_[True, raw[1:] != raw[:-1]])
-    key, count = raw[first], np.diff(np.r_[first, len(raw)])
-
-    def at(delta: int) -> np.ndarray:
-        k = np.minimum(np.searchsorted(key, key + delta), len(key) - 1)
-        return np.where(key[k] == key + delta, count[k], 0)
-
-    pooled = count + np.maximum(at(-1), at(1))
+    count = np.diff(np.r_[first, len(raw)]).astype(np.int32)
+    key = raw[first]
+    del raw, first
+    # Keys are sorted, so offset o - 1 of the same pair can only be the previous key, o + 1 the next.
+    neighbour = np.zeros_like(count)
+    below = key[1:] == key[:-1] + 1
+    neighbour[1:][below] = count[:-1][below]
+    np.maximum(neighbour[:-1], np.where(below, count[1:], 0), out=neighbour[:-1])
+    pooled = count + neighbour
+    strong = np.flatnonzero(pooled >= params.min_votes)
+    key, pooled = key[strong], pooled[strong]
     pair = key // span
     best = np.lexsort((pooled, pair))
-    last = best[np.r_[pair[best][1:] != pair[best][:-1], True]]
-    last = last[pooled[last] >= params.min_votes]
-    n = int(c.max()) + 1
+    last = best[np.r_[pair[best][1:] != pair[best][:-1], True]] if len(best) else best
     return Candidates(a=pair[last] // n, b=pair[last] % n, offset=key[last] % span - shift, votes=pooled[last])
 
 
