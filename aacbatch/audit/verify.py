@@ -64,8 +64,9 @@ class VerifyParams:
     and up; copies of tonal clips whose amplitude modulation beats against the 10 ms frame
     rate (crickets, alarms) reach specificities of only 0.13–0.25, and so do the most
     alike renders of SynthCaps' siren. Among 10,000 independent ten-second clips, the
-    thresholds 0.2/0.12 let 16 siren renders through as matches, 0.25/0.15 five, 0.25/0.2
-    one, at 0.0, 0.0 and 1.2 points of recall on the planted copies.
+    thresholds 0.2/0.12 let 16 look-alike pairs through as matches (15 of them sirens),
+    0.25/0.15 five, 0.25/0.2 one, for 0.0, 0.0 and 1.2 points less recall on the planted
+    copies of benchmarks/bench_audit.py (seed 7).
     """
 
     search_frames: int = 3
