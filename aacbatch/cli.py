@@ -13,18 +13,31 @@ from pathlib import Path
 
 import click
 
+from aacbatch import catalog
 from aacbatch.errors import AacbatchError
+from aacbatch.formatting import FORMATS
 
 
 class _Group(click.Group):
-    """Turns :class:`AacbatchError` into one ``aacbatch: error: …`` line and a non-zero exit."""
+    """Turns :class:`AacbatchError` — and a file the environment refuses (a read-only or full
+    disk, a missing permission) — into one ``aacbatch: error: …`` line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except AacbatchError as exc:
-            click.echo(f"aacbatch: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _error(str(exc), exc.exit_code)
+        except OSError as exc:  # anything not caught closer to where it happened
+            where = f"{exc.filename!r}: " if exc.filename else ""
+            _error(f"cannot use {where}{exc.strerror or exc}: check free space and permissions, or choose another "
+                   "--home, --cache or output path", 74)  # EX_IOERR
+
+
+def _error(message: str, code: int) -> None:
+    """One line, whatever the message holds (a file name with a newline stays on it)."""
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    click.echo(f"aacbatch: error: {one_line}", err=True)
+    sys.exit(code)
 
 
 def _settings(ctx: click.Context):
@@ -40,10 +53,15 @@ def _registry(ctx: click.Context):
     return Registry(_settings(ctx))
 
 
-def _progress(total: int, desc: str, unit: str = "clip"):
-    from tqdm import tqdm
+def _format_option(func):
+    """``--format``: how a table is printed (:data:`aacbatch.formatting.FORMATS`)."""
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)(func)
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True)
+
+def _progress(total: int, desc: str, unit: str = "clip"):
+    from aacbatch.progress import progress
+
+    return progress(total, desc, unit)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,18 +106,37 @@ def db_status(ctx):
     click.echo(f"{status['url']}: revision {status['current'] or 'none (empty database)'}, head {status['head']} — {state}")
 
 
+@db.command("check")
+@click.option("--deep", is_flag=True, help="Read every cached chunk against its checksum (slower) instead of sizes only.")
+@click.pass_context
+def db_check(ctx, deep):
+    """Check the registry: references between rows, files it names, feature-set checksums.
+
+    Exits 1 when anything is wrong, listing each problem on its own line. E.g. aacbatch db check"""
+    from aacbatch.integrity import check_registry
+
+    problems, counted = check_registry(_registry(ctx), deep=deep)
+    for problem in problems:
+        click.echo(f"problem: {problem.where}: {problem.what}")
+    summary = ", ".join(f"{n} {what}" for what, n in counted.items())
+    click.echo(f"{len(problems)} problem(s) ({summary})" if problems else f"registry ok ({summary})")
+    if problems:
+        ctx.exit(1)
+
+
 @cli.command("sql")
 @click.argument("query", required=False)
 @click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the query from a .sql file.")
 @click.option("--query", "named", help="Run a packaged query from sql/queries/ by name (e.g. datasets).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Bind :NAME in the query (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.option("--write", is_flag=True, help="Commit changes; without it every statement is rolled back.")
 @click.pass_context
 def sql_cmd(ctx, query, file_, named, params, fmt, write):
     """Run an SQL query against the registry, e.g. aacbatch sql "SELECT name, n_clips FROM datasets"."""
     from aacbatch.formatting import render
-    from aacbatch.registry.queries import named_query, parse_params, run_sql
+    from aacbatch.registry.queries import named_query, run_sql
+    from aacbatch.typed import parse_params
 
     given = [x for x in (query, file_, named) if x]
     if len(given) != 1:
@@ -114,7 +151,7 @@ def sql_cmd(ctx, query, file_, named, params, fmt, write):
 # --- data ----------------------------------------------------------------------------------
 
 @cli.command()
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["clotho", "audiocaps", "macs", "wavcaps", "folder"]))
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(catalog.INGEST_FORMATS))
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Dataset name in the registry.")
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder, when not where the format expects it.")
@@ -122,7 +159,7 @@ def sql_cmd(ctx, query, file_, named, params, fmt, write):
 @click.option("--replace", is_flag=True, help="Overwrite a dataset of this name whose content differs.")
 @click.pass_context
 def ingest(ctx, fmt, path, name, audio_dir, limit, replace):
-    """Register a corpus (FORMAT: clotho, audiocaps, macs, wavcaps, folder) found at PATH."""
+    """Register a corpus found at PATH (FORMAT: its layout, one of the choices above)."""
     from aacbatch.data.ingest import ingest as run_ingest
 
     result = run_ingest(_registry(ctx), fmt, path, name=name, audio_dir=audio_dir, limit=limit, replace=replace,
@@ -203,8 +240,9 @@ def _duration_range(text: str) -> tuple[float, float]:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a spec key, e.g. --set teacher=RUN_ID.")
 @click.option("--from-run", metavar="RUN_ID", help="Encoder run of an `encoded` set (same as --set run=RUN_ID).")
 @click.option("--name", help="Register the set under this name (default: the spec's; encoded-<run> for encoded).")
+@click.option("--repair", is_flag=True, help="Verify every chunk and recompute exactly the damaged blocks.")
 @click.pass_context
-def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets, from_run, name):
+def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets, from_run, name, repair):
     """Compute feature set SPEC (features/SPEC.toml or a path) for a dataset into the Zarr cache.
 
     \b
@@ -212,13 +250,17 @@ def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets
       aacbatch featurize mel --dataset clotho
       aacbatch featurize tags --dataset clotho --set teacher=TAGGER_RUN_ID
       aacbatch featurize encoded --dataset clotho --from-run CLAP_RUN_ID
+      aacbatch featurize mel --dataset clotho --repair     # after `features verify` found damage
     """
     from aacbatch.featurize.job import featurize as run_featurize, parse_shard
-    from aacbatch.config import parse_pairs
+    from aacbatch.typed import parse_pairs
 
     overrides = parse_pairs(sets) | ({"run": from_run} if from_run else {})
     result = run_featurize(_registry(ctx), spec, dataset, split=split, shard=parse_shard(shard), workers=workers,
-                           rebuild=rebuild, skip_bad=skip_bad, overrides=overrides, name=name, progress=_progress)
+                           rebuild=rebuild, skip_bad=skip_bad, overrides=overrides, name=name, progress=_progress,
+                           repair=repair)
+    if result.repaired:
+        click.echo(f"repaired block(s) {', '.join(map(str, result.repaired))}", err=True)
     for _, reason in result.bad:
         click.echo(f"skipped (bad input): {reason}", err=True)
     note = " [random-weight model]" if result.random_weights else ""
@@ -233,7 +275,7 @@ def features():
 
 @features.command("list")
 @click.option("--dataset", help="Only this dataset.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.pass_context
 def features_list(ctx, dataset, fmt):
     """Feature sets in the registry with their status and path."""
@@ -242,6 +284,23 @@ def features_list(ctx, dataset, fmt):
 
     columns, rows = run_sql(_registry(ctx), named_query("feature_sets").read_text(), {"dataset": dataset})
     click.echo(render(columns, rows, fmt))
+
+
+@features.command("verify")
+@click.argument("name")
+@click.option("--dataset", required=True)
+@click.option("--quick", is_flag=True, help="Only check that every chunk exists with its recorded size (no data read).")
+@click.pass_context
+def features_verify(ctx, name, dataset, quick):
+    """Check a feature set's chunks against their checksums; exit 1 naming the damaged blocks.
+
+    E.g. aacbatch features verify mel --dataset clotho"""
+    from aacbatch.featurize.inspect import verify_set
+
+    report, line = verify_set(_registry(ctx), dataset, name, deep=not quick)
+    click.echo(line)
+    if not report.ok:
+        ctx.exit(1)
 
 
 @features.command("show")
@@ -260,10 +319,8 @@ def features_show(ctx, name, dataset):
 # --- training ------------------------------------------------------------------------------
 
 @cli.command("train")
-@click.option("--task", type=click.Choice(["tagger", "bow", "clap", "clap_tag", "claip", "claip_tag", "caption",
-                                           "frequent_caption"]),
-              help="What to train (bow / frequent_caption: the retrieval / captioning baselines; caption: from an "
-                   "encoded set).")
+@click.option("--task", type=click.Choice(list(catalog.TASKS)), metavar="TASK",
+              help="What to train: " + "; ".join(f"{t.name}: {t.summary}" for t in catalog.TASKS.values()) + ".")
 @click.option("--dataset", help="Registered dataset (its feature sets are the inputs).")
 @click.option("--config", "config", help="Recipe TOML (a path or a name in aacbatch/recipes/).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
@@ -286,7 +343,7 @@ def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse, 
                         init_from=init_from, resume=resume, reuse=reuse, log=click.echo)
     if world()[0] != 0:
         return  # under torchrun, rank 0 reports
-    from aacbatch.train.runs import final_reasons
+    from aacbatch.registry.runs import final_reasons
 
     for split, metrics in result.final.items():
         shown = _shown(metrics, final_reasons(_registry(ctx), result.run_id, split))
@@ -298,30 +355,63 @@ def evaluate():
     """Re-score trained runs."""
 
 
-@evaluate.command("retrieval")
-@click.option("--run", "run_id", required=True, help="A finished retrieval (or tagger) run.")
-@click.option("--split", "splits", multiple=True, default=("eval",), show_default=True, help="Split(s) to score.")
-@click.pass_context
-def evaluate_retrieval(ctx, run_id, splits):
-    """Score a run's best checkpoint on splits; scores and the similarity matrix go to the registry."""
-    from aacbatch.train.run import RETRIEVAL, evaluate_run
+def _evaluate_options(func):
+    func = click.option("--split", "splits", multiple=True, default=("eval",), show_default=True,
+                        help="Split(s) to score.")(func)
+    func = click.option("--dataset", help="Score on this registered dataset [default: the run's or system's own].")(func)
+    func = click.option("--system", metavar="NAME", help="A system (its members as built) instead of one run.")(func)
+    return click.option("--run", "run_id", metavar="RUN_ID", help="A finished run (full id or unique prefix).")(func)
 
-    for split, metrics in evaluate_run(_registry(ctx), run_id, tuple(splits), (*RETRIEVAL, "tagger")).items():
-        click.echo(f"{split}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None))
+
+def _evaluate(ctx, run_id, system, dataset, splits, outputs):
+    """Scores by split and the reasons of NULL ones, from the library function that applies."""
+    from aacbatch.evaluation import evaluate_caption_run, evaluate_retrieval_run, evaluate_system
+    from aacbatch.registry.datasets import dataset_name, get_dataset
+    from aacbatch.registry.runs import final_reasons, get_run
+    from aacbatch.registry.systems import stored_scores, system_by_name
+    from aacbatch.train.run import evaluate_run
+
+    if (run_id is None) == (system is None):
+        raise click.UsageError("give exactly one of --run RUN_ID or --system NAME")
+    registry = _registry(ctx)
+    if system is not None:
+        row = system_by_name(registry, system)
+        on = dataset or dataset_name(registry, row.dataset_id)
+        scores = evaluate_system(registry, system, on, splits)
+        reasons = stored_scores(registry, row.id, get_dataset(registry, on).id)[1]
+        return on, scores, reasons
+    run = get_run(registry, run_id)
+    own = dataset_name(registry, run.dataset_id)
+    if dataset is None or dataset == own:
+        scores = evaluate_run(registry, run.id, tuple(splits), outputs)
+        return own, scores, {split: final_reasons(registry, run.id, split) for split in scores}
+    other = evaluate_caption_run if outputs == ("caption",) else evaluate_retrieval_run
+    scores = other(registry, run.id, dataset, splits)
+    dataset_id = get_dataset(registry, dataset).id
+    return dataset, scores, {split: final_reasons(registry, run.id, split, dataset_id) for split in scores}
+
+
+@evaluate.command("retrieval")
+@_evaluate_options
+@click.pass_context
+def evaluate_retrieval(ctx, run_id, system, dataset, splits):
+    """Score a retrieval (or tagger) run or system on splits of its own or another dataset.
+
+    Scores go to the registry keyed by (run or system, dataset, split), the similarity matrix
+    beside them. E.g. aacbatch evaluate retrieval --run 3f2a1b0c --dataset clotho --split eval"""
+    on, scores, reasons = _evaluate(ctx, run_id, system, dataset, splits, ("retrieval", "tagging"))
+    for split, metrics in scores.items():
+        click.echo(f"{on} {split}: " + _shown(metrics, reasons.get(split, {})))
 
 
 @evaluate.command("caption")
-@click.option("--run", "run_id", required=True, help="A finished caption run.")
-@click.option("--split", "splits", multiple=True, default=("eval",), show_default=True, help="Split(s) to score.")
+@_evaluate_options
 @click.pass_context
-def evaluate_caption(ctx, run_id, splits):
-    """Caption a split with a run's best checkpoint and score it; scores and captions go to the registry."""
-    from aacbatch.train.run import evaluate_run
-    from aacbatch.train.runs import final_reasons
-
-    registry = _registry(ctx)
-    for split, values in evaluate_run(registry, run_id, tuple(splits), ("caption",)).items():
-        click.echo(f"{split}: " + _shown(values, final_reasons(registry, run_id, split)))
+def evaluate_caption(ctx, run_id, system, dataset, splits):
+    """Caption splits with a caption run or system and score them; scores and captions go to the registry."""
+    on, scores, reasons = _evaluate(ctx, run_id, system, dataset, splits, ("caption",))
+    for split, metrics in scores.items():
+        click.echo(f"{on} {split}: " + _shown(metrics, reasons.get(split, {})))
 
 
 def _shown(values: dict, reasons: dict) -> str:
@@ -332,28 +422,45 @@ def _shown(values: dict, reasons: dict) -> str:
 
 @cli.command("caption")
 @click.argument("audio", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--run", "run_ids", multiple=True, required=True,
+@click.option("--run", "run_ids", multiple=True,
               help="Caption run (repeat for an ensemble: per-step log-probabilities are averaged).")
 @click.option("--weight", "weights", multiple=True, type=float, help="Ensemble weight per --run, in order.")
-@click.option("--split", help="Caption every clip of this split of the runs' dataset instead of files.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@click.option("--system", metavar="NAME", help="A caption system: its members with their weights.")
+@click.option("--split", help="Caption every clip of this split instead of files.")
+@click.option("--dataset", help="The dataset of --split [default: the runs' own].")
+@_format_option
 @click.pass_context
-def caption_cmd(ctx, audio, run_ids, weights, split, fmt):
+def caption_cmd(ctx, audio, run_ids, weights, system, split, dataset, fmt):
     """Caption audio files (any rate/channels) or a dataset split with trained captioners.
 
     \b
     Examples:
       aacbatch caption --run RUN_ID dog.wav street.flac
       aacbatch caption --run RUN_A --run RUN_B --split eval --format json
+      aacbatch caption --system caption_s1 --split eval --dataset audiocaps
     """
     from aacbatch.captioning import caption_files, caption_split
     from aacbatch.formatting import render
+    from aacbatch.registry.systems import members_of, system_by_name
 
     if bool(audio) == bool(split):
         raise click.UsageError("give audio files or --split, not both (and not neither)")
+    if bool(run_ids) == bool(system):
+        raise click.UsageError("give --run (repeatable) or --system, not both (and not neither)")
+    if dataset and not split:
+        raise click.UsageError("--dataset names the dataset of --split")
     registry = _registry(ctx)
+    if system:
+        pairs = members_of(registry, system_by_name(registry, system))
+        run_ids, weights = [r for r, _ in pairs], [w for _, w in pairs]
+    from aacbatch.registry.queries import describe_model
+    from aacbatch.registry.runs import get_run
+
+    if fmt in ("table", "md"):  # machine formats stay exactly the data
+        click.echo(f"note: model: {describe_model(registry, [get_run(registry, r).id for r in run_ids], system)}",
+                   err=True)
     if split:
-        result = caption_split(registry, run_ids, split, weights or None)
+        result = caption_split(registry, run_ids, split, weights or None, dataset=dataset)
         rows = [(result.names[k], text) for k, text in result.captions.items()]
     else:
         rows = list(zip(map(str, audio), caption_files(registry, run_ids, audio, weights or None)))
@@ -370,24 +477,59 @@ def metrics():
 @metrics.command("caption")
 @click.option("--predictions", required=True, type=click.Path(path_type=Path), help='JSON {"id": "caption"}.')
 @click.option("--references", required=True, type=click.Path(path_type=Path), help='JSON {"id": ["ref", ...]}.')
-@click.option("--json", "as_json", is_flag=True, help="Corpus and per-item values as JSON.")
+@click.option("--metrics", "metric_names", default="dcase2023", show_default=True,
+              help="A set (dcase2023, dcase2024, all) or metric names, comma-separated (e.g. bleu_4,rouge_l,cider_d).")
+@click.option("--candidates", type=click.Path(path_type=Path),
+              help='JSON {"id": ["beam 1", "beam 2", …]} for SPIDEr-max (the same number per id).')
+@click.option("--sbert", type=click.Path(file_okay=False, path_type=Path),
+              help="A local sentence-transformers folder for FENSE [default: HOME/assets/fense/paraphrase-TinyBERT-L6-v2].")
+@click.option("--ci", type=float, metavar="LEVEL", help="Also a bootstrap interval over clips at LEVEL %, e.g. 95.")
+@click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples for --ci.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
+@click.option("--json", "as_json", is_flag=True, help="Corpus and per-item values (and intervals) as JSON.")
 @click.pass_context
-def metrics_caption(ctx, predictions, references, as_json):
-    """Score captions against references; unavailable metrics print as n/a (reason)."""
+def metrics_caption(ctx, predictions, references, metric_names, candidates, sbert, ci, resamples, seed, as_json):
+    """Score captions against references; unavailable metrics print as n/a (reason).
+
+    \b
+    Example:
+      aacbatch metrics caption --predictions preds.json --references refs.json --metrics dcase2024 --ci 95
+    """
     import json
+    import time
 
     from aacbatch.evaluate.captions import caption_metrics, load_json_mapping
+    from aacbatch.evaluate.uncertainty import NO_INTERVAL, bootstrap_intervals
 
+    if ci is not None and not 0 < ci < 100:
+        raise click.UsageError(f"--ci {ci:g}: give a level between 0 and 100, e.g. 95")
+    if resamples < 1:
+        raise click.UsageError(f"--resamples must be at least 1, got {resamples}")
+    names = [n.strip() for n in metric_names.split(",") if n.strip()]
     scores = caption_metrics(load_json_mapping(predictions, str), load_json_mapping(references, list),
-                             assets_dir=_settings(ctx).home / "assets")
+                             assets_dir=_settings(ctx).home / "assets", metrics=names,
+                             candidates=load_json_mapping(candidates, list) if candidates else None, sbert_model=sbert)
+    started = time.perf_counter()
+    intervals = bootstrap_intervals(scores.statistics, resamples=resamples, level=ci / 100, seed=seed) if ci else {}
+    timings = {**scores.timings, **({f"{resamples} bootstrap resamples of each metric": time.perf_counter() - started}
+                                    if ci else {})}
+    clean = lambda v: None if v is None or v != v else v  # noqa: E731  (NaN → null)
     if as_json:
-        clean = lambda v: None if v is None or v != v else v  # noqa: E731  (NaN → null)
         click.echo(json.dumps({"corpus": {k: clean(v) for k, v in scores.corpus.items()}, "reasons": scores.reasons,
-                               "per_item": {m: {i: clean(v) for i, v in d.items()} for m, d in scores.per_item.items()}},
-                              indent=2))
+                               "intervals": {k: {"low": clean(i.low), "high": clean(i.high), "level": i.level,
+                                                 "resamples": i.resamples, "seed": i.seed} for k, i in intervals.items()},
+                               "per_item": {m: {i: clean(v) for i, v in d.items()} for m, d in scores.per_item.items()},
+                               "seconds": timings}, indent=2))
         return
     for name, value in scores.corpus.items():
-        click.echo(f"{name:<10} {value:.4f}" if value is not None else f"{name:<10} n/a ({scores.reasons[name]})")
+        if value is None:
+            click.echo(f"{name:<10} n/a ({scores.reasons[name]})")
+        elif ci and name in intervals:
+            click.echo(f"{name:<10} {value:.4f}  [{intervals[name].low:.4f}, {intervals[name].high:.4f}] ({ci:g} %)")
+        else:
+            why = f"  (no interval: {NO_INTERVAL[name]})" if ci and name in NO_INTERVAL else ""
+            click.echo(f"{name:<10} {value:.4f}{why}")
+    click.echo("time: " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in timings.items()), err=True)
 
 
 @metrics.command("install")
@@ -425,12 +567,14 @@ def system_build(ctx, name, query_file, params, splits):
       aacbatch system build retrieval_s1 --param split=eval     # select on eval, as the paper did
       aacbatch system build my_top2 --query top2.sql --param k=2
     """
-    from aacbatch.registry.queries import parse_params
+    from aacbatch.typed import parse_params
     from aacbatch.systems import build_system
 
     result = build_system(_registry(ctx), name, query_file=query_file, params=parse_params(params), splits=splits)
     n = len(result.members)
     click.echo(f"system {result.name} ({result.kind}, {n} member{'s' if n != 1 else ''}): {result.status}")
+    chosen = ", ".join(f"{k}={v}" for k, v in result.params.items() if k != "dataset")
+    click.echo(f"  on dataset {result.dataset}{f' ({chosen})' if chosen else ''}")
     for member in result.members:
         click.echo(f"  {member.rank}. {member.run_id} weight {member.weight:g}")
     for warning in result.warnings:
@@ -442,7 +586,7 @@ def system_build(ctx, name, query_file, params, splits):
 
 
 @system.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.pass_context
 def system_list(ctx, fmt):
     """Systems with their kind, members and headline scores."""
@@ -475,28 +619,49 @@ def system_show(ctx, name):
 
 @cli.command("report")
 @click.argument("name")
+@click.argument("compared", nargs=-1, metavar="[A B]")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a report parameter (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table", show_default=True)
+@_format_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to this file instead of printing it.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw it as a PNG (table1, table2, curves).")
 @click.option("--with-paper", is_flag=True, help="Add the paper's published numbers (table1, table2), labelled as the paper's.")
+@click.option("--ci", type=float, metavar="LEVEL", help="Show each metric's bootstrap interval (stored at 95).")
+@click.option("--split", default="eval", show_default=True, help="compare: the split both are scored on.")
+@click.option("--dataset", help="compare: the dataset [default: A's own].")
 @click.pass_context
-def report(ctx, name, params, fmt, out, plot, with_paper):
-    """Print report NAME (sql/reports/NAME.sql: table1, table2, runs, curves; or a .sql path).
+def report(ctx, name, compared, params, fmt, out, plot, with_paper, ci, split, dataset):
+    """Print report NAME (sql/reports/NAME.sql: table1, table2, runs, seeds, curves; or a .sql
+    path), or `report compare A B`: runs or systems A and B on the same split, per metric the
+    difference A − B, its 95 % paired-bootstrap interval and a randomisation p-value.
 
     \b
     Examples:
-      aacbatch report table1 --with-paper
+      aacbatch report table1 --with-paper --ci 95
       aacbatch report table2 --format md --out table2.md
       aacbatch report curves --param task=clap_tag --plot curves.png
+      aacbatch report seeds --param metric=t2a/mAP@10
+      aacbatch report compare retrieval_s1 3f2a1b0c --split eval
     """
-    from aacbatch.registry.queries import parse_params
+    from aacbatch.formatting import render
     from aacbatch.reports import plot_report, render_report, run_report
+    from aacbatch.typed import parse_params
 
-    result = run_report(_registry(ctx), name, parse_params(params), with_paper=with_paper)
-    text = render_report(result, fmt)
-    if plot is not None:
-        click.echo(f"plot written to {plot_report(result, plot)}", err=True)
+    if ci is not None and ci != 95:
+        raise click.UsageError(f"--ci {ci:g}: intervals are computed and stored at 95 %; use --ci 95")
+    if name == "compare":
+        from aacbatch.comparison import compare_models
+
+        if len(compared) != 2:
+            raise click.UsageError("report compare needs two runs or systems: A B")
+        result = compare_models(_registry(ctx), *compared, split=split, dataset=dataset)
+        text = f"{result.title}\n" + render(result.columns, result.rows, fmt)
+    else:
+        if compared:
+            raise click.UsageError(f"report {name} takes no further arguments (only `report compare A B` does)")
+        result = run_report(_registry(ctx), name, parse_params(params), with_paper=with_paper)
+        text = render_report(result, fmt, ci=ci is not None)
+        if plot is not None:
+            click.echo(f"plot written to {plot_report(result, plot)}", err=True)
     if out is None:
         click.echo(text)
     else:
@@ -511,7 +676,7 @@ def _model_options(func):
     """``--run`` / ``--system``: the model of an index (``index``, ``search``)."""
     func = click.option("--system", metavar="NAME",
                         help="A retrieval system: the weighted mean of its members' similarities.")(func)
-    return click.option("--run", "run_id", metavar="RUN_ID", help="A retrieval run (clap, clap_tag, claip, claip_tag).")(func)
+    return click.option("--run", "run_id", metavar="RUN_ID", help="A retrieval run (full id or unique prefix): " + ", ".join(catalog.tasks_where(family="retrieval")) + ".")(func)
 
 
 @cli.command("index")
@@ -523,9 +688,11 @@ def _model_options(func):
 @click.option("--max-seconds", type=float, default=60.0, show_default=True,
               help="Embed at most the first S seconds of each file.")
 @click.option("--replace", is_flag=True, help="Rebuild an index of this name made from another folder or model.")
+@click.option("-v", "--verbose", is_flag=True, help="Also name every file skipped as not audio.")
 @click.pass_context
-def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, replace):
-    """Embed every audio file below AUDIO_DIR (wav, flac, ogg, …; any rate and channels) for search.
+def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, replace, verbose):
+    """Embed every audio file below AUDIO_DIR (whatever libsndfile decodes: wav, flac, ogg/oga,
+    mp3, …, whatever the extension; any rate and channels) for search.
 
     Re-running it is incremental: unchanged files are kept, new and changed files embedded,
     deleted files dropped; an interrupted run resumes. E.g. aacbatch index ~/sounds --run RUN_ID
@@ -536,6 +703,8 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, r
                          max_seconds=max_seconds, replace=replace, progress=lambda total, desc: _progress(total, desc, "file"))
     for file, reason in result.unreadable:
         click.echo(f"skipped (unreadable): {file}: {reason}", err=True)
+    for file in result.non_audio_files if verbose else ():
+        click.echo(f"skipped (not audio): {file}", err=True)
     if result.cut:
         click.echo(f"note: {result.cut} file(s) longer than {max_seconds:g} s: only their first {max_seconds:g} s "
                    "are embedded", err=True)
@@ -545,34 +714,56 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, r
 
 
 @cli.command("search")
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--queries", "queries_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Many queries from one model load: one per line (TEXT<TAB>EXPECTED_FILE to rank a file), or JSON.")
 @click.option("--index", "index_name", required=True, help="Index to search (see `aacbatch index`).")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of files to list.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 @_model_options
 @click.pass_context
-def search_cmd(ctx, query, index_name, k, fmt, run_id, system):
+def search_cmd(ctx, query, queries_file, index_name, k, fmt, run_id, system):
     """Rank the files of an index by similarity to QUERY, e.g. aacbatch search "a dog barks" --index sounds.
 
-    --run/--system are optional: given, they must be the model that built the index.
+    --run/--system are optional: given, they must be the model that built the index. With
+    --queries FILE every query is answered from one load, and a query that names the file it
+    should find reports that file's rank (a way to measure a model on your own folder).
     """
     import json
 
     from aacbatch.formatting import render
-    from aacbatch.search.query import Searcher
+    from aacbatch.search.query import Query, Searcher, check_query, read_queries
 
+    if (query is None) == (queries_file is None):
+        raise click.UsageError("give a QUERY or --queries FILE")
+    queries = read_queries(queries_file, k) if queries_file else [Query(check_query(query, k))]  # before any load
     searcher = Searcher.open(_registry(ctx), index_name, run=run_id, system=system)
-    results = searcher.search(query, k)
-    for note in results.notes:
+    if fmt == "table":  # machine formats stay exactly the data
+        click.echo(f"note: model: {searcher.describe_model()}", err=True)
+    results = searcher.search_many(queries, k)
+    for note in sorted({n for r in results for n in r.notes}):
         click.echo(f"note: {note}", err=True)
+    hits_of = lambda r: [{"rank": h.rank, "score": h.score, "id": h.id, "file": h.file,  # noqa: E731
+                          "path": str(searcher.index.folder / h.file), "duration": h.duration, "caption": h.caption}
+                         for h in r.hits]
     if fmt == "json":
-        click.echo(json.dumps([{"rank": h.rank, "score": h.score, "id": h.id, "file": h.file,
-                                "path": str(searcher.index.folder / h.file), "duration": h.duration,
-                                "caption": h.caption} for h in results.hits], indent=2, ensure_ascii=False))
+        out = [{"query": r.query, "hits": hits_of(r), "expected": r.expected, "expected_rank": r.expected_rank}
+               for r in results] if queries_file else hits_of(results[0])
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    if queries_file:
+        rows = [(r.query, r.hits[0].file, r.hits[0].score, r.expected or "", r.expected_rank) for r in results]
+        click.echo(render(["query", "top file", "score", "expected", "expected rank"], rows, "table"))
+        ranked = [r.expected_rank for r in results if r.expected_rank is not None]
+        if ranked:
+            import statistics
+
+            click.echo(f"{len(ranked)} queries with an expected file: R@1 {sum(r <= 1 for r in ranked) / len(ranked):.3f}, "
+                       f"R@{k} {sum(r <= k for r in ranked) / len(ranked):.3f}, median rank {statistics.median(ranked):g}")
         return
     with_captions = searcher.index.captions is not None
     columns = ["rank", "score", "file"] + (["caption"] if with_captions else [])
-    rows = [(h.rank, h.score, h.file) + ((h.caption,) if with_captions else ()) for h in results.hits]
+    rows = [(h.rank, h.score, h.file) + ((h.caption,) if with_captions else ()) for h in results[0].hits]
     click.echo(render(columns, rows, "table"))
 
 
@@ -585,12 +776,13 @@ def search_cmd(ctx, query, index_name, k, fmt, run_id, system):
 def serve_cmd(ctx, index_name, port, host):
     """A local search page over an index: query box, ranked files with captions and players."""
     from aacbatch.search.query import Searcher
-    from aacbatch.search.web import make_server
+    from aacbatch.search.web import listen, make_server
 
+    sock = listen(host, port)  # a busy port is one line before the model loads
     searcher = Searcher.open(_registry(ctx), index_name)
-    server = make_server(searcher, host, port)
-    click.echo(f"serving index {index_name} ({len(searcher.index)} files) at http://{host}:{server.server_port}/ "
-               "— Ctrl-C stops")
+    server = make_server(searcher, host, port, sock)
+    click.echo(f"serving index {index_name} ({len(searcher.index)} files; model: {searcher.describe_model()}) at "
+               f"http://{host}:{server.server_port}/ — Ctrl-C stops")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-import tomllib
 from pathlib import Path
-
-from aacbatch.errors import InputError
 
 DEFAULT_HOME = "aacbatch-home"
 DEFAULT_DB_TIMEOUT_S = 60.0
@@ -41,22 +38,3 @@ class Settings:
         cache = str(cache).rstrip("/") if "://" in str(cache) else Path(cache).expanduser().absolute()
         timeout = db_timeout if db_timeout is not None else float(env.get("AACBATCH_DB_TIMEOUT", DEFAULT_DB_TIMEOUT_S))
         return cls(home=home_path, db_url=url, cache_dir=cache, db_timeout=timeout)
-
-
-def parse_value(text: str) -> object:
-    """TOML literal if it parses (``3``, ``1e-4``, ``true``, ``["val", "eval"]``), else the string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def parse_pairs(pairs) -> dict[str, object]:
-    """``["lr=1e-4", "split=val"]`` → ``{"lr": 0.0001, "split": "val"}`` (values as TOML literals)."""
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--set {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = parse_value(raw.strip())
-    return out

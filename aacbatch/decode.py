@@ -26,10 +26,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from aacbatch.models.captioner import END, PAD, START, Captioner
+from aacbatch.models.vocab import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -185,3 +187,17 @@ def beam_search(
         # Hypotheses still live after max_tokens tokens finish without END.
         finish(scores, torch.isfinite(scores), tokens[:, 1:], max_tokens)
     return [_strip(row) for row in best_tokens]
+
+
+def decode_clips(models: Sequence[Captioner], readers: Sequence, rows: np.ndarray, vocab: Vocabulary,
+                 weights: Sequence[float], *, beam_size: int = 3, max_tokens: int = 20,
+                 batch_size: int = 64) -> list[str]:
+    """Beam-search captions of the examples at ``rows``: model ``k`` reads its frames from
+    ``readers[k]`` (a :class:`~aacbatch.batches.CachedBatches` with a ``frames`` source)."""
+    out: list[str] = []
+    for lo in range(0, len(rows), batch_size):
+        batches = [r[rows[lo:lo + batch_size]] for r in readers]
+        members = [Member(m, torch.from_numpy(b["frames"]), torch.from_numpy(b["frames_lengths"]), w)
+                   for m, b, w in zip(models, batches, weights)]
+        out.extend(vocab.decode(ids) for ids in beam_search(members, beam_size=beam_size, max_tokens=max_tokens))
+    return out

@@ -17,18 +17,51 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
+from aacbatch import catalog
 from aacbatch.config import Settings
+from aacbatch.data.ingest import ingest
+from aacbatch.data.splits import resplit
+from aacbatch.data.synthcaps import generate
+from aacbatch.featurize.job import featurize
+from aacbatch.formatting import render
+from aacbatch.registry.queries import named_query, run_sql
+from aacbatch.registry.store import Registry
+from aacbatch.reports import plot_report, render_report, run_report
+from aacbatch.resources import resource_dir
+from aacbatch.systems import build_system
+from aacbatch.train.run import train_task
+from aacbatch.typed import build, read_toml
 
 PRETRAIN, TARGET = "synthcaps-pretrain", "synthcaps"
-# The paper's retrieval models: CLAP, CLAP-TAG with each tag loss, CLAIP and CLAIP-TAG.
-RETRIEVAL_VARIANTS = (("clap", ()), ("clap_tag", ("tag_loss='mae'",)), ("clap_tag", ("tag_loss='mse_log'",)),
-                      ("claip", ()), ("claip_tag", ()))
-
-
 SYSTEMS = tuple(f"{kind}_s{n}" for kind in ("retrieval", "caption") for n in (1, 2, 3, 4))
-# Captioners per encoder (finetuning seeds): captioning system S3 ensembles three captioners
-# on each CLAP-TAG encoder, S1/S4 add the best on CLAP / CLAIP features (DESIGN.md).
-CAPTION_SEEDS = {RETRIEVAL_VARIANTS[0]: 1, RETRIEVAL_VARIANTS[1]: 3, RETRIEVAL_VARIANTS[2]: 3, RETRIEVAL_VARIANTS[3]: 1}
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """One retrieval model of the demo plan (``aacbatch/recipes/demo.toml``)."""
+
+    task: str
+    sets: tuple[str, ...] = ()  # extra --set pairs of its pretrain and finetune runs
+    captioner_seeds: int = 0  # captioners fine-tuned on its frozen encoder
+
+    def __post_init__(self):
+        catalog.task(self.task)
+        if self.captioner_seeds < 0:
+            raise ValueError(f"captioner_seeds must be >= 0, got {self.captioner_seeds}")
+
+
+def demo_plan() -> list[DemoModel]:
+    path = resource_dir("recipes") / "demo.toml"
+    entries = read_toml(path, "demo plan").get("retrieval", [])
+    return [build(DemoModel, [(f"{path} retrieval #{k + 1}", entry)]) for k, entry in enumerate(entries)]
+
+
+def _one(**facts) -> str:
+    """The one catalog task with these facts (the demo trains each role once)."""
+    (name,) = catalog.tasks_where(**facts)
+    return name
 
 
 @dataclass(frozen=True)
@@ -46,8 +79,6 @@ SCALES = {
 
 def _synth_once(out_dir: Path, clips: int, seed: int, profile: str, scale: DemoScale, progress) -> None:
     """Generate unless ``out_dir`` already holds exactly this recipe."""
-    from aacbatch.data.synthcaps import generate
-
     stamp = out_dir / "synthcaps.json"
     if stamp.is_file():
         meta = json.loads(stamp.read_text())
@@ -62,19 +93,7 @@ def _synth_once(out_dir: Path, clips: int, seed: int, profile: str, scale: DemoS
 
 def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], None] = print,
              progress: Callable | None = None) -> None:
-    from aacbatch.data.ingest import ingest
-    from aacbatch.data.splits import resplit
-    from aacbatch.featurize.job import featurize
-    from aacbatch.formatting import render
-    from aacbatch.registry.queries import named_query, run_sql
-    from aacbatch.registry.store import Registry
-    from aacbatch.reports import plot_report, render_report, run_report
-    from aacbatch.systems import build_system
-    from aacbatch.train.run import train_task
-
     if progress is None:
-        from tqdm import tqdm
-
         progress = lambda total, desc: tqdm(total=total, desc=desc, disable=True)  # noqa: E731
     recipe = SCALES[scale]
     registry = Registry(settings)
@@ -94,7 +113,8 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
         _show(echo, featurize(registry, "mel", name, progress=progress))
 
     echo("\n== teacher tagger (stands in for AudioSet-pretrained PANNs CNN14) ==")
-    tagger = train_task(registry, "tagger", dataset=PRETRAIN, config="demo-tagger", reuse=True, log=echo)
+    plan = demo_plan()
+    tagger = train_task(registry, _one(teacher=True), dataset=PRETRAIN, config="demo-tagger", reuse=True, log=echo)
     echo(f"tagger run {tagger.run_id}: val mAP {tagger.final['val']['mAP']:.3f}")
 
     echo("\n== featurize: teacher tag scores, caption tokens, locked-text embeddings, SD/CLIP images ==")
@@ -105,31 +125,32 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
 
     echo("\n== retrieval: pretrain on SynthCaps-pretrain → finetune on SynthCaps, five variants ==")
     finetuned = []
-    for task, extra in RETRIEVAL_VARIANTS:
-        sets = (f"audio_init='{tagger.run_id}'", *extra)
-        pre = train_task(registry, task, dataset=PRETRAIN, config="demo-retrieval-pretrain", sets=sets, reuse=True, log=echo)
-        fine = train_task(registry, task, dataset=TARGET, config="demo-retrieval-finetune", sets=sets,
+    for model in plan:
+        sets = (f"audio_init='{tagger.run_id}'", *model.sets)
+        pre = train_task(registry, model.task, dataset=PRETRAIN, config="demo-retrieval-pretrain", sets=sets,
+                         reuse=True, log=echo)
+        fine = train_task(registry, model.task, dataset=TARGET, config="demo-retrieval-finetune", sets=sets,
                           init_from=pre.run_id, reuse=True, log=echo)
         finetuned.append(fine.run_id)
 
     echo("\n== baseline: bag of words on the target set ==")
-    bow = train_task(registry, "bow", dataset=TARGET, reuse=True, log=echo)
+    bow = train_task(registry, _one(family="baseline", output="retrieval"), dataset=TARGET, reuse=True, log=echo)
 
     echo("\n== captioning: frames of each frozen retrieval encoder → pretrain → finetune captioners ==")
-    for (task, extra), encoder_run in zip(RETRIEVAL_VARIANTS, finetuned):
-        seeds = CAPTION_SEEDS.get((task, extra))
-        if seeds is None:
+    captioner = _one(family="caption")
+    for model, encoder_run in zip(plan, finetuned):
+        if not model.captioner_seeds:
             continue
         for name in (PRETRAIN, TARGET):
             encoded = featurize(registry, "encoded", name, overrides={"run": encoder_run}, progress=progress)
             _show(echo, encoded)
         features = f"features='{encoded.name}'"
-        pre = train_task(registry, "caption", dataset=PRETRAIN, config="demo-caption-pretrain", reuse=True, log=echo,
+        pre = train_task(registry, captioner, dataset=PRETRAIN, config="demo-caption-pretrain", reuse=True, log=echo,
                          sets=(features, f"vocab_from=['{TARGET}']"))
-        for seed in range(seeds):
-            train_task(registry, "caption", dataset=TARGET, config="demo-caption-finetune", reuse=True, log=echo,
+        for seed in range(model.captioner_seeds):
+            train_task(registry, captioner, dataset=TARGET, config="demo-caption-finetune", reuse=True, log=echo,
                        sets=(features, f"vocab_from=['{PRETRAIN}']"), seed=seed, init_from=pre.run_id)
-    train_task(registry, "frequent_caption", dataset=TARGET, reuse=True, log=echo)
+    train_task(registry, _one(family="baseline", output="caption"), dataset=TARGET, reuse=True, log=echo)
 
     echo("\nText→audio retrieval on the target set's eval split, every finetuned model (from the registry):")
     columns, rows = run_sql(registry, named_query("eval_retrieval").read_text(), {"runs": ",".join(finetuned + [bow.run_id])},
@@ -138,7 +159,7 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
 
     echo("\n== systems: members chosen by SQL on the validation split (sql/systems/*.sql), ensembled ==")
     for name in SYSTEMS:
-        result = build_system(registry, name, splits=("eval",))  # members were chosen on val
+        result = build_system(registry, name)  # members chosen on val; the ensemble scored on val and eval
         members = ", ".join(m.run_id[:8] for m in result.members)
         warned = f" — {'; '.join(result.warnings)}" if result.warnings else ""
         echo(f"{name}: {len(result.members)} member(s) [{members}] ({result.status}){warned}")
@@ -147,8 +168,8 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     for number, name in ((1, "table1"), (2, "table2")):
         report = run_report(registry, name, with_paper=True)
         echo(f"\nTable {number} ({'retrieval' if number == 1 else 'captioning'}, eval split of {TARGET}; "
-             f"report {name}):")
-        echo(render_report(report, "table"))
+             f"report {name}; [95 % bootstrap interval over clips]):")
+        echo(render_report(report, "table", ci=True))
         plot_report(report, plots / f"{name}.png")
     plot_report(run_report(registry, "curves", {"dataset": TARGET}), plots / "curves.png")
 

@@ -1,4 +1,4 @@
-"""Training objectives of the CLAP family (DESIGN.md: Models).
+"""Training objectives of the CLAP family (the technical report's losses).
 
 * :func:`info_nce` — symmetric InfoNCE ``½·(CE(sim/τ, rows) + CE(sim/τ, cols))`` where items
   of the same clip inside a batch are not treated as negatives of each other (several

@@ -21,7 +21,6 @@ computation happen before one write transaction: a failed build leaves the regis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -30,18 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select
 
-from aacbatch.errors import InputError, NotFoundError
-from aacbatch.registry.queries import declared_params, named_query, run_sql
-from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, System, SystemMember, utcnow
+from aacbatch import catalog
+from aacbatch.captioning import evaluate_ensemble
+from aacbatch.errors import InputError
+from aacbatch.evaluate.scored import score_retrieval
+from aacbatch.hashing import fingerprint
+from aacbatch.names import check_name, inside
+from aacbatch.registry.datasets import dataset_name
+from aacbatch.registry.queries import declared_params, named_query, run_sql, with_dataset
+from aacbatch.registry.runs import artifacts, best_checkpoints, runs_by_id
 from aacbatch.registry.store import Registry
+from aacbatch.registry.systems import (SystemRows, artifacts_present, find_system, stored_scores, system_by_name,
+                                       write_system)
 
-KINDS = {"clap": "retrieval", "clap_tag": "retrieval", "claip": "retrieval", "claip_tag": "retrieval",
-         "bow": "retrieval", "caption": "caption"}
 DEFAULT_SPLITS = ("val", "eval")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SIMILARITY_KEYS = ("similarity", "caption_idx", "clip_idx", "relevant")
+_BASE = re.compile(r"^--\s*query:\s*([A-Za-z0-9_.-]+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Selection:
 
     members: list[Member]
     kind: str
+    dataset_id: str
     warnings: list[str]
 
 
@@ -70,6 +75,8 @@ class BuildResult:
     scores: dict[str, dict[str, float | None]]  # split → metric → value
     reasons: dict[str, dict[str, str]]  # split → metric → why it is NULL
     warnings: list[str]
+    params: dict[str, object]  # as the query ran, the dataset resolved
+    dataset: str | None  # the dataset the members were trained and selected on
 
 
 @dataclass(frozen=True)
@@ -81,11 +88,27 @@ class _Similarity:
     arrays: dict[str, np.ndarray]
 
 
-def system_query(name: str, query_file: Path | None = None) -> tuple[str, str]:
-    """The text of the system's query and how to name it in errors and warnings."""
-    path = query_file if query_file is not None else named_query(name, "systems")
+def system_query(name: str, query_file: Path | None = None) -> tuple[str, str, dict[str, object]]:
+    """The text of the system's query, how to name it in errors, and its parameter defaults.
+
+    A file may be a preset of another system query: a ``-- query: NAME`` line takes the body
+    of ``sql/systems/NAME.sql`` and the file's own ``-- param:`` lines override its defaults
+    (``retrieval_s1`` … ``s4`` are presets of ``retrieval_top_k``)."""
+    source = str(query_file) if query_file is not None else f"sql/systems/{name}.sql"
+    text = _read_query(query_file if query_file is not None else named_query(name, "systems"))
+    base = _BASE.search(text)
+    if base is None:
+        return text, source, declared_params(text)
+    body = _read_query(named_query(base.group(1), "systems"))
+    if _BASE.search(body):
+        raise InputError(f"{source}: sql/systems/{base.group(1)}.sql is itself a preset; point at the query it uses")
+    return f"{text.rstrip()}\n{body}", source, {
+        **declared_params(body), **declared_params(text)}
+
+
+def _read_query(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8"), str(path) if query_file is not None else f"sql/systems/{name}.sql"
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read query file {path}: {exc}") from exc
 
@@ -106,8 +129,7 @@ def select_members(registry: Registry, sql: str, params: dict[str, object], sour
         raise InputError(f"{source} returned run {repeated[0]} more than once: each member must appear once")
     members = [Member(run_id, rank, _weight(record.get("weight", 1.0), run_id, source))
                for rank, (run_id, record) in enumerate(zip(ids, records), start=1)]
-    with registry.transaction() as session:
-        runs = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(ids)))}
+    runs = runs_by_id(registry, ids)
     unknown = [i for i in ids if i not in runs]
     if unknown:
         raise InputError(f"{source} returned {unknown[0]!r}, which is not a run id: the run_id column must hold "
@@ -116,7 +138,7 @@ def select_members(registry: Registry, sql: str, params: dict[str, object], sour
     if unfinished:
         raise InputError(f"run {unfinished[0].id} is {unfinished[0].status}, not finished: a system member needs "
                          "its final scores")
-    kinds = {runs[i].task: KINDS.get(runs[i].task) for i in ids}
+    kinds = {runs[i].task: _ensemble_kind(runs[i].task) for i in ids}
     if None in kinds.values() or len(set(kinds.values())) > 1:
         raise InputError(f"{source} mixes or includes runs that cannot be ensembled together (tasks: "
                          f"{', '.join(sorted(kinds))}): a system's members are all retrieval runs or all caption runs")
@@ -127,7 +149,13 @@ def select_members(registry: Registry, sql: str, params: dict[str, object], sour
     warnings = []
     if expected is not None and len(ids) < int(expected):
         warnings.append(f"{source} asked for {int(expected)} members and found {len(ids)}: built with those")
-    return Selection(members, next(iter(kinds.values())), warnings)
+    return Selection(members, next(iter(kinds.values())), runs[ids[0]].dataset_id, warnings)
+
+
+def _ensemble_kind(task: str) -> str | None:
+    """The kind of system a run of ``task`` may join (its catalog ``output``), None if none."""
+    info = catalog.TASKS.get(task)
+    return info.output if info is not None and info.ensemble else None
 
 
 def _weight(value: object, run_id: str, source: str) -> float:
@@ -146,12 +174,8 @@ def _inputs(registry: Registry, selection: Selection, splits: Sequence[str]) -> 
     Retrieval members need each split's similarity artifact; caption members their best checkpoint.
     """
     ids = [m.run_id for m in selection.members]
-    with registry.transaction() as session:
-        best = {c.run_id: c for c in session.scalars(select(Checkpoint).where(Checkpoint.run_id.in_(ids),
-                                                                            Checkpoint.is_best))}
-        artifacts = {(p.run_id, p.split): p for p in session.scalars(
-            select(Prediction).where(Prediction.run_id.in_(ids), Prediction.kind == "similarity",
-                                     Prediction.split.in_(list(splits))))}
+    best = best_checkpoints(registry, ids)
+    similarity = artifacts(registry, ids, "similarity", splits, selection.dataset_id)
     inputs: dict[str, object] = {}
     for member in selection.members:
         ckpt = best.get(member.run_id)
@@ -162,7 +186,7 @@ def _inputs(registry: Registry, selection: Selection, splits: Sequence[str]) -> 
                              "decodes with its members' weights")
         if selection.kind == "retrieval":
             for split in splits:
-                row = artifacts.get((member.run_id, split))
+                row = similarity.get((member.run_id, split))
                 if row is None:
                     raise InputError(f"run {member.run_id} has no similarity matrix for split {split!r}: score it "
                                      f"with `aacbatch evaluate retrieval --run {member.run_id} --split {split}` "
@@ -176,12 +200,11 @@ def _inputs(registry: Registry, selection: Selection, splits: Sequence[str]) -> 
     return inputs
 
 
-def fingerprint(sql: str, params: dict[str, object], splits: Sequence[str], members: Sequence[Member],
-                inputs: dict[str, object]) -> str:
+def system_fingerprint(sql: str, params: dict[str, object], splits: Sequence[str], members: Sequence[Member],
+                       inputs: dict[str, object]) -> str:
     """What the system's rows depend on; equal fingerprints make a rebuild a no-op."""
-    material = {"query": sql, "params": params, "splits": list(splits),
-                "members": [[m.run_id, m.rank, m.weight, inputs[m.run_id]] for m in members]}
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+    return fingerprint({"query": sql, "params": params, "splits": list(splits),
+                        "members": [[m.run_id, m.rank, m.weight, inputs[m.run_id]] for m in members]})
 
 
 def _load_similarity(run_id: str, path: Path) -> _Similarity:
@@ -196,6 +219,11 @@ def _load_similarity(run_id: str, path: Path) -> _Similarity:
         raise InputError(f"run {run_id}'s similarity matrix {path} is {sim.shape} for {len(arrays['caption_idx'])} "
                          f"captions × {len(arrays['clip_idx'])} clips: re-score the run")
     return _Similarity(run_id, path, arrays)
+
+
+def similarity_arrays(run_id: str, arrays: dict[str, np.ndarray]) -> _Similarity:
+    """A member's similarity arrays computed now (not read from an artifact), for :func:`mean_similarity`."""
+    return _Similarity(run_id, Path("<computed>"), arrays)
 
 
 def mean_similarity(parts: Sequence[_Similarity], weights: Sequence[float], split: str) -> dict[str, np.ndarray]:
@@ -221,27 +249,25 @@ def mean_similarity(parts: Sequence[_Similarity], weights: Sequence[float], spli
 
 def _retrieval_ensemble(selection: Selection, inputs: dict[str, dict], splits: Sequence[str]):
     """Per split: the mean similarity arrays and their scores."""
-    from aacbatch.evaluate.retrieval import retrieval_scores
-
     out = {}
     weights = [m.weight for m in selection.members]
     for split in splits:
         parts = [_load_similarity(m.run_id, Path(inputs[m.run_id][split][0])) for m in selection.members]
         arrays = mean_similarity(parts, weights, split)
-        out[split] = (arrays, retrieval_scores(arrays["similarity"], arrays["relevant"]))
+        out[split] = (arrays, score_retrieval(arrays["similarity"], arrays["relevant"],
+                                              [str(c) for c in arrays["clip_idx"]]))
     return out
 
 
 def _caption_ensemble(registry: Registry, selection: Selection, splits: Sequence[str]):
     """Per split: the ensemble's CaptionEvaluation (metrics, reasons, captions)."""
-    from aacbatch.captioning import evaluate_ensemble
-
     ids, weights = [m.run_id for m in selection.members], [m.weight for m in selection.members]
     return {split: evaluate_ensemble(registry, ids, weights, split) for split in splits}
 
 
 def system_dir(registry: Registry, name: str) -> Path:
-    return Path(registry.settings.home) / "systems" / name
+    root = Path(registry.settings.home) / "systems"
+    return inside(root, root / name, "system folder")
 
 
 def build_system(registry: Registry, name: str, *, query_file: Path | None = None,
@@ -251,56 +277,45 @@ def build_system(registry: Registry, name: str, *, query_file: Path | None = Non
     ``name`` is the system's name and, without ``query_file``, the packaged query
     ``sql/systems/<name>.sql``. ``params`` override the defaults the query declares.
     """
-    if not _NAME.match(name):
-        raise InputError(f"system name {name!r}: use letters, digits, '_', '-' and '.' (it names a folder)")
+    check_name(name, "system name")
     splits = list(dict.fromkeys(splits))
     if not splits:
         raise InputError("give at least one --split to evaluate the system on")
-    sql, source = system_query(name, query_file)
-    params = {**declared_params(sql), **(params or {})}
+    sql, source, defaults = system_query(name, query_file)
+    params = with_dataset(registry, sql, {**defaults, **(params or {})})
     selection = select_members(registry, sql, params, source)
     inputs = _inputs(registry, selection, splits)
-    fp = fingerprint(sql, params, splits, selection.members, inputs)
-    with registry.transaction() as session:
-        existing = session.scalar(select(System).where(System.name == name))
-        unchanged = existing is not None and existing.fingerprint == fp and _artifacts_present(session, existing)
-        if unchanged:
-            scores, reasons = _stored_scores(session, existing.id)
-            return BuildResult(name, existing.id, existing.kind, "unchanged", selection.members, scores, reasons,
-                               existing.warnings.split("\n") if existing.warnings else [])
+    fp = system_fingerprint(sql, params, splits, selection.members, inputs)
+    existing = find_system(registry, name)
+    if existing is not None and existing.fingerprint == fp and artifacts_present(registry, existing.id):
+        scores, reasons = stored_scores(registry, existing.id)
+        return BuildResult(name, existing.id, existing.kind, "unchanged", selection.members, scores, reasons,
+                           existing.warnings.split("\n") if existing.warnings else [], params,
+                           dataset_name(registry, selection.dataset_id))
     if selection.kind == "retrieval":
         results = _retrieval_ensemble(selection, inputs, splits)
-        scores = {split: metrics for split, (_, metrics) in results.items()}
-        reasons: dict[str, dict[str, str]] = {split: {} for split in splits}
+        evaluations = {split: scored for split, (_, scored) in results.items()}
     else:
         results = _caption_ensemble(registry, selection, splits)
-        scores = {split: dict(ev.metrics) for split, ev in results.items()}
-        reasons = {split: {k: v for k, v in ev.reasons.items() if ev.metrics.get(k) is None} for split, ev in results.items()}
+        evaluations = results
+    scores = {split: dict(ev.metrics) for split, ev in evaluations.items()}
+    reasons = {split: {k: v for k, v in ev.reasons.items() if ev.metrics.get(k) is None}
+               for split, ev in evaluations.items()}
     written = _write_artifacts(registry, name, fp, results) if selection.kind == "retrieval" else {}
+    captions = {split: ev.captions for split, ev in results.items()} if selection.kind == "caption" else {}
+    rows = SystemRows(selection.kind, selection.dataset_id, sql, params, fp, selection.warnings,
+                      [(m.run_id, m.rank, m.weight) for m in selection.members], scores, reasons, written, captions,
+                      {split: ev.intervals for split, ev in evaluations.items()},
+                      {split: ev.provenance for split, ev in evaluations.items()})
     try:
-        system_id, status = _record(registry, name, selection, sql, params, fp, scores, reasons, results, written)
+        system_id, status = write_system(registry, name, rows)
     except BaseException:
         for path in written.values():
             path.unlink(missing_ok=True)
         raise
     _remove_stale_artifacts(registry, name, set(written.values()))
-    return BuildResult(name, system_id, selection.kind, status, selection.members, scores, reasons, selection.warnings)
-
-
-def _artifacts_present(session, system: System) -> bool:
-    paths = session.scalars(select(Prediction.artifact_path).where(Prediction.system_id == system.id,
-                                                                   Prediction.artifact_path.is_not(None))).all()
-    return all(Path(p).is_file() for p in paths)
-
-
-def _stored_scores(session, system_id: str) -> tuple[dict, dict]:
-    scores: dict[str, dict] = {}
-    reasons: dict[str, dict] = {}
-    for row in session.scalars(select(Score).where(Score.system_id == system_id, Score.epoch.is_(None))):
-        scores.setdefault(row.split, {})[row.metric] = row.value
-        if row.reason:
-            reasons.setdefault(row.split, {})[row.metric] = row.reason
-    return scores, reasons
+    return BuildResult(name, system_id, selection.kind, status, selection.members, scores, reasons, selection.warnings,
+                       params, dataset_name(registry, selection.dataset_id))
 
 
 def _write_artifacts(registry: Registry, name: str, fp: str, results: dict) -> dict[str, Path]:
@@ -322,39 +337,6 @@ def _remove_stale_artifacts(registry: Registry, name: str, keep: set[Path]) -> N
             path.unlink(missing_ok=True)
 
 
-def _record(registry: Registry, name: str, selection: Selection, sql: str, params: dict, fp: str,
-            scores: dict, reasons: dict, results: dict, artifacts: dict[str, Path]) -> tuple[str, str]:
-    """All rows of the system in one transaction; a rebuilt system keeps its id and row."""
-    with registry.transaction() as session:
-        system = session.scalar(select(System).where(System.name == name))
-        status = "replaced" if system is not None else "created"
-        if system is None:
-            system = System(name=name)
-            session.add(system)
-        else:
-            for table in (SystemMember, Score, Prediction):
-                session.execute(delete(table).where(table.system_id == system.id))
-        system.kind, system.query_text, system.fingerprint = selection.kind, sql, fp
-        system.params_json = json.dumps(params, sort_keys=True)
-        system.warnings = "\n".join(selection.warnings) or None
-        system.created_at = utcnow()
-        session.flush()
-        session.add_all(SystemMember(system_id=system.id, run_id=m.run_id, rank=m.rank, weight=m.weight)
-                        for m in selection.members)
-        for split, metrics in scores.items():
-            session.add_all(Score(system_id=system.id, split=split, metric=metric, value=value,
-                                  reason=reasons[split].get(metric, "the evaluation gave no value and no reason")
-                                  if value is None else None)
-                            for metric, value in metrics.items())
-        for split, path in artifacts.items():
-            session.add(Prediction(system_id=system.id, split=split, kind="similarity", artifact_path=str(path)))
-        if selection.kind == "caption":
-            for split, evaluation in results.items():
-                session.add_all(Prediction(system_id=system.id, split=split, kind="caption", clip_id=clip_id, text=text)
-                                for clip_id, text in evaluation.captions.items())
-        return system.id, status
-
-
 def list_systems(registry: Registry) -> tuple[list[str], list[tuple]]:
     """Every system with its kind, members and headline score (``sql/queries/systems.sql``)."""
     return run_sql(registry, named_query("systems").read_text(encoding="utf-8"), source="sql/queries/systems.sql")
@@ -362,12 +344,8 @@ def list_systems(registry: Registry) -> tuple[list[str], list[tuple]]:
 
 def show_system(registry: Registry, name: str) -> dict:
     """A system's definition, members (with task, tag loss, dataset) and stored scores."""
-    with registry.transaction() as session:
-        system = session.scalar(select(System).where(System.name == name))
-        if system is None:
-            known = ", ".join(session.scalars(select(System.name).order_by(System.name))) or "none yet"
-            raise NotFoundError(f"unknown system {name!r} (known: {known}): build it with `aacbatch system build {name}`")
-        scores, reasons = _stored_scores(session, system.id)
+    system = system_by_name(registry, name)
+    scores, reasons = stored_scores(registry, system.id)
     members = run_sql(registry, named_query("system_members").read_text(encoding="utf-8"), {"system": system.id},
                       source="sql/queries/system_members.sql")
     return {"name": system.name, "id": system.id, "kind": system.kind, "params": json.loads(system.params_json),

@@ -21,7 +21,7 @@ import torch
 from aacbatch.batches import CachedBatches, Source
 from aacbatch.cache import ArraySpec, FeatureStore
 from aacbatch.models.captioner import Captioner, CaptionerConfig, caption_loss
-from aacbatch.models.cnn14 import create_cnn14
+from aacbatch.models.checkpoints import create_cnn14
 from result import result
 
 CLIPS, BATCH, MEL_FRAMES, FRAME_DIM, VOCAB, TOKENS = 64, 32, 1001, 2048, 5000, 22

@@ -15,7 +15,8 @@ import torch
 
 from aacbatch.losses import info_nce, tag_regression
 from aacbatch.models.clap import Clap, ClapConfig
-from aacbatch.models.cnn14 import CNN14_CONFIGS, create_cnn14
+from aacbatch.models.checkpoints import create_cnn14
+from aacbatch.models.cnn14 import CNN14_CONFIGS
 from result import result
 
 BATCH, FRAMES, K, D_TEXT = 32, 256, 32, 384

@@ -48,8 +48,9 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from aacbatch.featurize.logmel import SAMPLE_RATE, log_mel
-    from aacbatch.models.cnn14 import LogMel, Spectrogram, create_cnn14
+    from aacbatch.audio.logmel import SAMPLE_RATE, log_mel
+    from aacbatch.models.checkpoints import create_cnn14
+    from aacbatch.models.cnn14 import LogMel, Spectrogram
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -64,7 +65,7 @@ def main() -> None:
     print(f"threads={args.threads}, {BATCH} clips x {CLIP_SECONDS:g} s, best of {args.repeats}\n")
     print("| log-mel front end | ms / 10 s clip | x real time | / target 300x |")
     print("|---|---|---|---|")
-    for name, seconds in (("numpy (featurize.logmel)", numpy_s), ("torch conv DFT (in-model)", torch_s)):
+    for name, seconds in (("numpy (audio.logmel)", numpy_s), ("torch conv DFT (in-model)", torch_s)):
         speed = CLIP_SECONDS / seconds
         print(f"| {name} | {seconds * 1e3:.1f} | {speed:.0f} | {speed / TARGET_X_REALTIME:.2f} |")
     result("log-mel featurize, x real time per core", CLIP_SECONDS / numpy_s, ">=", TARGET_X_REALTIME)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aacbatch.cache import FeatureStore, fingerprint
+from aacbatch.cache import FeatureStore
+from aacbatch.hashing import fingerprint
 from aacbatch.config import Settings
 from aacbatch.featurize.job import cache_url
 from aacbatch.registry.store import Registry

@@ -16,7 +16,8 @@ from aacbatch.registry.store import Registry
 @pytest.fixture
 def settings(tmp_path: Path, backend: str, request) -> Settings:
     # ``backend`` is "duckdb" unless the test is marked @pytest.mark.backends(...) (see below).
-    db_url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    db_url = (request.getfixturevalue("pg_url") if backend == "postgresql"
+              else f"sqlite:///{tmp_path / 'registry.sqlite'}" if backend == "sqlite" else None)
     return Settings.resolve(home=tmp_path / "home", db_url=db_url, db_timeout=2.0)
 
 
@@ -95,12 +96,12 @@ def synth_registry(registry, synth_dir) -> Registry:
 # when tests fail); each test gets its own database. Without the server binaries those test
 # cases skip, naming the package to install.
 
-BACKENDS = ("duckdb", "postgresql")
+BACKENDS = ("duckdb", "postgresql", "sqlite")
 
 
 def pytest_configure(config) -> None:
     config.addinivalue_line(
-        "markers", "backends(*names): run the test once per registry backend named (duckdb, postgresql); "
+        "markers", "backends(*names): run the test once per registry backend named (duckdb, postgresql, sqlite); "
                    "unmarked tests use duckdb only")
 
 

@@ -55,14 +55,14 @@ def captioned(tmp_path_factory, synth_dir, single_thread):
 
 
 def test_encoded_frames_are_the_frozen_encoders(captioned):
-    from aacbatch.models.cnn14 import load_tagger
-    from aacbatch.registry.lookup import checkpoint_of
+    from aacbatch.models.checkpoints import load_tagger
+    from aacbatch.registry.runs import checkpoint_file
 
     registry, clap, encoded, _ = captioned
     assert encoded.name == f"encoded-{clap.run_id[:8]}" and encoded.status == "complete"
     frames = cached_set(registry, "sc", encoded.name).store.reader("frames")
     mels = cached_set(registry, "sc", "mel").store.reader("mel")
-    encoder = load_tagger(checkpoint_of(registry, clap.run_id, ("clap",))).eval()
+    encoder = load_tagger(checkpoint_file(registry, clap.run_id, ("clap",))[1]).eval()
     with torch.no_grad():
         out = encoder(torch.from_numpy(mels[[3]][0].astype(np.float32))[None], is_logmel=True)
     assert frames[[3]][0].shape == tuple(out.frames.shape[1:])

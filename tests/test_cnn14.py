@@ -19,17 +19,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from aacbatch.errors import InputError  # noqa: E402
-from aacbatch.featurize.logmel import HOP, SAMPLE_RATE, log_mel, n_frames  # noqa: E402
-from aacbatch.models.cnn14 import (  # noqa: E402
-    CNN14_CONFIGS,
-    Cnn14,
-    Cnn14Config,
-    LogMel,
-    Spectrogram,
-    create_cnn14,
-    load_panns_checkpoint,
-    load_tagger,
-)
+from aacbatch.audio.logmel import HOP, SAMPLE_RATE, log_mel, n_frames  # noqa: E402
+from aacbatch.models.checkpoints import create_cnn14, load_panns_checkpoint, load_tagger  # noqa: E402
+from aacbatch.models.cnn14 import CNN14_CONFIGS, Cnn14, Cnn14Config, LogMel, Spectrogram  # noqa: E402
 
 
 def _assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float) -> None:

@@ -1,7 +1,7 @@
 """Concurrent writers: several processes recording runs at once lose nothing and duplicate nothing.
 
 Each writer is a separate Python process (this file run as a script) that records runs through
-:class:`aacbatch.train.runs.RunRecorder`, one short transaction per call, exactly as training
+:class:`aacbatch.registry.runs.RunRecorder`, one short transaction per call, exactly as training
 processes do. The same four processes serve both backends (their imports take seconds). For each
 backend every writer gets its job, reports "ready" and waits; all are then released together
 against a fresh registry that none has migrated yet, so the first-use schema upgrade races too.
@@ -43,7 +43,7 @@ def _record_runs(url: str, home: str, worker: int, runs: int) -> dict:
     """One writer's job: wait for "go", record ``runs`` runs, return a summary."""
     from aacbatch.config import Settings
     from aacbatch.registry.store import Registry
-    from aacbatch.train.runs import RunRecorder
+    from aacbatch.registry.runs import RunRecorder
 
     registry = Registry(Settings.resolve(home=home, db_url=url, db_timeout=WRITER_TIMEOUT_S))
     print("ready", flush=True)
@@ -70,7 +70,7 @@ def _writer_main() -> None:
     """A writer process: one JSON job per stdin line until stdin closes; one JSON reply each."""
     import traceback
 
-    import aacbatch.train.runs  # noqa: F401  (pay the imports before the first job)
+    import aacbatch.registry.runs  # noqa: F401  (pay the imports before the first job)
 
     for line in iter(sys.stdin.readline, ""):
         job = json.loads(line)

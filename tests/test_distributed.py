@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from aacbatch import catalog
 from aacbatch.models.clap import Clap, ClapConfig
 from aacbatch.models.cnn14 import CNN14_CONFIGS
 from aacbatch.train.retrieval import RetrievalConfig, RetrievalTask
@@ -49,8 +50,8 @@ def _task(task: str) -> RetrievalTask:
     torch.manual_seed(0)
     audio = {**asdict(CNN14_CONFIGS["cnn14-tiny"]), "n_classes": K}
     built = RetrievalTask.__new__(RetrievalTask)
-    built.name, built.cfg = task, RetrievalConfig(text="locked", tag_loss="mae")
-    built.use_tags, built.use_images = task.endswith("_tag"), task.startswith("claip")
+    built.info, built.cfg = catalog.task(task), RetrievalConfig(text="locked", tag_loss="mae")
+    built.use_tags, built.use_images = built.info.uses_tags, built.info.uses_images
     built.model = Clap(ClapConfig(audio=audio, text_dim=D_TEXT, text_model=None, image_dim=D_IMAGE)).eval()
     built.splits = {"train": _Examples(_batch())}
     return built

@@ -18,9 +18,9 @@ from aacbatch.cache import FeatureStore
 from aacbatch.config import Settings
 from aacbatch.data.ingest import ingest
 from aacbatch.errors import InputError
-from aacbatch.featurize import logmel
+from aacbatch.audio import logmel
 from aacbatch.featurize.job import featurize, parse_shard
-from aacbatch.featurize.mel import load_32k
+from aacbatch.audio.waveform import load_32k
 from aacbatch.registry.queries import run_sql
 from aacbatch.registry.store import Registry
 

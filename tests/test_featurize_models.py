@@ -11,7 +11,7 @@ from aacbatch.cache import FeatureStore
 from aacbatch.errors import InputError
 from aacbatch.featurize.job import featurize
 from aacbatch.featurize.sets import cached_set
-from aacbatch.models.cnn14 import load_tagger
+from aacbatch.models.checkpoints import load_tagger
 from aacbatch.registry.queries import run_sql
 from aacbatch.train.run import train_task
 
@@ -29,7 +29,7 @@ def test_tags_are_the_teachers_scores_on_cached_mels(synth_registry, tagger_run)
     scores = store.group["scores"][:]
     assert scores.shape == (60, store.meta["model_identity"]["n_classes"])
     _, rows = run_sql(synth_registry, "SELECT path FROM checkpoints WHERE run_id = :r AND is_best", {"r": tagger_run})
-    teacher = load_tagger(rows[0][0]).eval()
+    teacher = load_tagger(synth_registry.real_path(rows[0][0])).eval()  # stored relative to the home
     mel = cached_set(synth_registry, "sc", "mel").store
     x, lengths = pad_ragged(mel.reader("mel")[mel.rows([5, 17])])
     with torch.no_grad():

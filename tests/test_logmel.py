@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aacbatch.featurize import logmel
+from aacbatch.audio import logmel
 
 librosa = pytest.importorskip("librosa")
 torch = pytest.importorskip("torch")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from aacbatch.errors import InputError
-from aacbatch.evaluate.retrieval import audio_to_text_metrics
+from aacbatch.evaluate.retrieval import audio_to_text_first_hit_metrics
 from aacbatch.featurize.job import featurize
 from aacbatch.losses import info_nce, tag_regression
 from aacbatch.registry.queries import run_sql
@@ -49,9 +49,9 @@ def test_audio_to_text_uses_the_best_relevant_caption():
     caption_clip = np.array([0, 0, 1, 1])
     sim = np.array([[0.1, 0.9, 0.8, 0.2],    # clip 0: best own caption 0.9 → rank 0
                     [0.7, 0.7, 0.6, 0.5]])   # clip 1: best own 0.6; two others ≥ → rank 2
-    m = audio_to_text_metrics(sim, caption_clip)
+    m = audio_to_text_first_hit_metrics(sim, caption_clip)  # a2t_first/; a2t/ is DCASE's definition
     assert m["R@1"] == 0.5 and m["R@5"] == 1.0
-    assert m["mAP@10"] == pytest.approx((1 + 1 / 3) / 2)
+    assert m["MRR@10"] == pytest.approx((1 + 1 / 3) / 2)
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_similarity_artifact_and_reevaluation(retrieval_registry):
     run = train_task(retrieval_registry, "clap", dataset="sc", sets=FAST, log=QUIET)
     _, rows = run_sql(retrieval_registry, "SELECT artifact_path FROM predictions WHERE run_id = :r AND kind = 'similarity'",
                       {"r": run.run_id})
-    saved = np.load(rows[0][0])
+    saved = np.load(retrieval_registry.real_path(rows[0][0]))  # stored relative to the home
     from aacbatch.evaluate.retrieval import retrieval_metrics
 
     assert retrieval_metrics(saved["similarity"], saved["relevant"])["mAP@10"] == pytest.approx(run.final["eval"]["t2a/mAP@10"])

@@ -122,7 +122,7 @@ def assert_matches_training(ws, searcher: Searcher, member: int) -> None:
     encoder = searcher.encoders[member]
     _, art = run_sql(ws.registry, "SELECT artifact_path FROM predictions WHERE run_id = :r AND kind = 'similarity' "
                                   "AND split = 'eval'", {"r": encoder.run_id})
-    saved = np.load(art[0][0])
+    saved = np.load(ws.registry.real_path(art[0][0]))  # stored relative to the home
     _, clips = run_sql(ws.registry, "SELECT idx, path FROM clips")
     _, caps = run_sql(ws.registry, "SELECT idx, text FROM captions")
     path_of, text_of = dict(clips), dict(caps)
@@ -152,7 +152,7 @@ def test_search_cli_table_and_json_agree_with_the_library(ws, first_hits):
     assert hits == sorted(hits, key=lambda h: -h["score"]) and Path(hits[0]["path"]) == ws.synth / file
     assert hits[0]["caption"] and hits[0]["duration"] == pytest.approx(sf.info(str(ws.synth / file)).duration, abs=1e-3)
     table = cli_run(ws, "search", query, "--index", "sc-audio", "-k", 3)
-    lines = table.output.splitlines()
+    lines = [line for line in table.output.splitlines() if not line.startswith("note: ")]  # "note: model: …" on stderr
     assert lines[0].split() == ["rank", "score", "file", "caption"] and len(lines) == 5 and file in lines[2]
     listed = cli_run(ws, "sql", "--query", "indexes", "--format", "json")
     row = json.loads(listed.output)[0]
@@ -292,7 +292,8 @@ def test_interrupted_index_keeps_the_registered_version_and_resumes(ws, tmp_path
 def test_versions_switch_in_the_registry_and_a_concurrent_switch_is_refused(registry, tmp_path):
     """The registry side alone, on both backends: a hand-written version is registered, listed
     and loaded; a run planned from an outdated version cannot switch the index."""
-    from aacbatch.cache import FeatureStore, fingerprint
+    from aacbatch.cache import FeatureStore
+    from aacbatch.hashing import fingerprint
     from aacbatch.search.index import index_arrays, register_version
 
     def version(tag: str, n: int) -> FeatureStore:
@@ -446,3 +447,57 @@ def test_search_page_in_a_headless_browser(ws, first_hits, tmp_path):
     finally:
         driver.quit()
         server.shutdown()
+
+
+def test_batch_search_equals_single_searches_and_ranks_expected_files(ws, first_hits, tmp_path):
+    files = sorted(ws.captions)[:4]
+    listing = tmp_path / "queries.txt"
+    listing.write_text("# my folder, my queries\n" + "".join(f"{ws.captions[f][0]}\t{f}\n" for f in files) + "\n")
+    out = cli_run(ws, "search", "--queries", listing, "--index", "sc-audio", "-k", 3, "--format", "json")
+    assert out.exit_code == 0, out.output
+    batch = json.loads(out.output)
+    searcher = Searcher.open(ws.registry, "sc-audio")
+    for item, file in zip(batch, files):
+        single = searcher.search(ws.captions[file][0], 3)
+        assert [h["file"] for h in item["hits"]] == [h.file for h in single.hits]
+        assert [h["score"] for h in item["hits"]] == pytest.approx([h.score for h in single.hits], abs=1e-6)
+        assert item["expected"] == file and item["expected_rank"] >= 1
+        if single.hits[0].file == file:
+            assert item["expected_rank"] == 1
+    table = cli_run(ws, "search", "--queries", listing, "--index", "sc-audio", "-k", 3)
+    assert "4 queries with an expected file: R@1" in table.output
+    as_json = tmp_path / "queries.json"
+    as_json.write_text(json.dumps([ws.captions[files[0]][0], {"query": "a dog", "expected": files[1]}]))
+    assert cli_run(ws, "search", "--queries", as_json, "--index", "sc-audio").exit_code == 0
+
+
+def test_search_arguments_are_checked_before_any_model_loads(ws, tmp_path, monkeypatch):
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(Searcher, "open", no_load)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a dog\n   \n\t\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    for args, expected in ((["", "--index", "sc-audio"], "empty query"),
+                           (["a dog", "--index", "sc-audio", "-k", 0], "-k must be at least 1"),
+                           (["--queries", empty, "--index", "sc-audio"], "holds no queries"),
+                           (["--queries", bad, "--index", "sc-audio", "-k", 0], "query 1: -k must be at least 1")):
+        out = cli_run(ws, "search", *args)
+        assert out.exit_code != 0 and expected in out.output, out.output
+
+
+def test_index_probes_content_not_extensions(ws, tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    data, rate = sf.read(str(ws.synth / sorted(ws.captions)[0]))
+    sf.write(str(folder / "vorbis.oga"), data, rate, format="OGG", subtype="VORBIS")
+    sf.write(str(folder / "no_extension"), data, rate, format="WAV")
+    (folder / "notes.txt").write_text("not audio")
+    (folder / "cover.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    out = cli_run(ws, "index", folder, "--run", ws.locked, "--name", "odd", "-v")
+    assert out.exit_code == 0, out.output
+    assert "index odd: created, 2 files" in out.output and "2 non-audio files" in out.output
+    assert "skipped (not audio): cover.jpg" in out.output and "skipped (not audio): notes.txt" in out.output
+    assert sorted(str(n) for n in load_index(ws.registry, "odd").names) == ["no_extension", "vorbis.oga"]

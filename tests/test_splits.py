@@ -1,4 +1,4 @@
-"""Deterministic 9:1 re-split (DESIGN.md): counts, stability, refusal of silent changes."""
+"""Deterministic 9:1 re-split (as the paper does it): counts, stability, refusal of silent changes."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from aacbatch.data.ingest import ingest
 from aacbatch.errors import InputError
 from aacbatch.formatting import render
-from aacbatch.registry.queries import named_query, parse_params, placeholders, run_sql
+from aacbatch.registry.queries import named_query, placeholders, run_sql
+from aacbatch.typed import parse_params
 from aacbatch.registry.schema import Dataset, FeatureSet
 
 pytestmark = pytest.mark.backends("duckdb", "postgresql")
@@ -39,10 +40,12 @@ def test_missing_and_unused_params_are_named(registry):
         run_sql(registry, "SELECT 1", {"k": 1})
 
 
-def test_writes_roll_back_unless_write(registry):
-    run_sql(registry, "DELETE FROM datasets")
+def test_writes_are_refused_unless_write(registry):
+    with pytest.raises(InputError, match="is not a query; without --write only queries run"):
+        run_sql(registry, "DELETE FROM datasets")
     sql = "INSERT INTO datasets VALUES ('i', 'n', 'folder', '/', 'f', 0, 0, '{}', CURRENT_TIMESTAMP)"
-    run_sql(registry, sql)
+    with pytest.raises(InputError, match="pass --write"):
+        run_sql(registry, sql)
     assert run_sql(registry, "SELECT COUNT(*) FROM datasets")[1] == [(0,)]
     run_sql(registry, sql, write=True)
     assert run_sql(registry, "SELECT COUNT(*) FROM datasets")[1] == [(1,)]
@@ -87,7 +90,7 @@ def test_render_formats():
 
 
 def test_scores_keep_double_precision(registry):
-    from aacbatch.train.runs import RunRecorder
+    from aacbatch.registry.runs import RunRecorder
 
     recorder = RunRecorder.start(registry, task="tagger", config={}, dataset_id=None, parent_run_id=None,
                                  feature_sets=[], seed=0, random_weights=False)

@@ -5,9 +5,7 @@ their reasons and captions, rebuilds are no-ops, and bad input leaves no system 
 from __future__ import annotations
 
 import os
-import sys
-import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from sqlalchemy import func, select
 from aacbatch.errors import InputError, NotFoundError
 from aacbatch.evaluate.retrieval import audio_to_text_metrics, retrieval_metrics
 from aacbatch.registry.schema import Prediction, Score, System, SystemMember
+from aacbatch import systems
 from aacbatch.systems import build_system, list_systems, show_system
 from registry_fakes import RELEVANT, fill, write_similarity
 
@@ -52,7 +51,7 @@ def system_similarity(registry, system_id: str, split: str) -> dict[str, np.ndar
         path = session.scalar(select(Prediction.artifact_path).where(Prediction.system_id == system_id,
                                                                      Prediction.split == split,
                                                                      Prediction.kind == "similarity"))
-    with np.load(path) as data:
+    with np.load(registry.real_path(path)) as data:  # stored relative to the workspace
         return {k: data[k] for k in data.files}
 
 
@@ -167,6 +166,8 @@ class FakeEvaluation:
     metrics: dict
     reasons: dict
     captions: dict
+    intervals: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
 
 
 def fake_ensembles(monkeypatch) -> list[tuple]:
@@ -181,7 +182,7 @@ def fake_ensembles(monkeypatch) -> list[tuple]:
                               {"spice": "SPICE needs stanford-corenlp-3.6.0.jar: aacbatch metrics install --from DIR"},
                               {"clip-1": f"{n} models hear a dog", "clip-2": f"{n} models hear rain"})
 
-    monkeypatch.setitem(sys.modules, "aacbatch.captioning", types.SimpleNamespace(evaluate_ensemble=evaluate_ensemble))
+    monkeypatch.setattr(systems, "evaluate_ensemble", evaluate_ensemble)
     return calls
 
 
@@ -196,7 +197,7 @@ def test_list_and_show(registry, fakes):
     cols, member_rows = info["members"]
     assert [r[cols.index("run_id")] for r in member_rows] == fakes.of("mae", "msle", "claip", "clap", "claip_tag")
     assert [r[cols.index("tag_loss")] for r in member_rows] == ["mae", "mse_log", "", "", "mse_log"]
-    assert info["params"]["k"] == 10 and info["params"]["dataset"] is None
+    assert info["params"]["k"] == 10 and info["params"]["dataset"] == "target"  # the default, resolved and recorded
     assert info["query"].startswith("-- Retrieval S3")
     with pytest.raises(NotFoundError, match="unknown system 'nope' .*known: retrieval_s3"):
         show_system(registry, "nope")

@@ -9,7 +9,7 @@ import torch
 from aacbatch.errors import InputError, NotFoundError
 from aacbatch.evaluate.tagging import average_precision, mean_average_precision
 from aacbatch.registry.queries import run_sql
-from aacbatch.config import parse_value
+from aacbatch.typed import parse_value
 from aacbatch.train.config import load_config
 from aacbatch.train.run import train_task
 from aacbatch.train.tagger import TaggerConfig
@@ -36,7 +36,7 @@ def test_tagger_run_is_registered_with_scores_and_checkpoints(synth_registry):
     _, final = run_sql(synth_registry, "SELECT split, value FROM scores WHERE epoch IS NULL AND metric = 'mAP' ORDER BY split")
     assert dict(final) == pytest.approx({s: m["mAP"] for s, m in result.final.items()})
     _, best = run_sql(synth_registry, "SELECT path FROM checkpoints WHERE is_best")
-    ckpt = torch.load(best[0][0], weights_only=False)
+    ckpt = torch.load(synth_registry.real_path(best[0][0]), weights_only=False)  # stored relative to the home
     assert ckpt["task"] == "tagger" and ckpt["config"]["epochs"] == 3 and ckpt["feature_sets"][0]["name"] == "mel"
     assert ckpt["model_config"]["n_classes"] == len(ckpt["labels"])
 

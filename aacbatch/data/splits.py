@@ -1,4 +1,4 @@
-"""Deterministic re-splits (DESIGN.md: Clotho development+validation → 9:1 train/val).
+"""Deterministic re-splits (Clotho development+validation → 9:1 train/val, as in the paper).
 
 Clips are ordered by name (not by ingest order, so the split survives re-ingest), shuffled
 with a seeded NumPy generator, and the first ``floor(ratio · n)`` become the first split:
@@ -13,11 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, insert, select
 
-from aacbatch.data.register import dataset_by_name
 from aacbatch.errors import InputError
-from aacbatch.registry.schema import Clip, SplitMember, new_id
+from aacbatch.names import check_name
+from aacbatch.registry.datasets import source_splits, write_splits
 from aacbatch.registry.store import Registry
 
 
@@ -56,50 +55,32 @@ def resplit(
         raise InputError(f"--ratio must be strictly between 0 and 1, got {ratio}")
     if len(into) != 2 or into[0] == into[1]:
         raise InputError(f"--into needs two different split names, got {','.join(into)}")
+    for split in into:
+        check_name(split, "--into split name")
     recipe = f"resplit from={','.join(sources)} ratio={ratio} seed={seed}"
-    with registry.transaction() as session:
-        ds = dataset_by_name(session, dataset)
-        source_rows = session.execute(
-            select(SplitMember.name, Clip.id, Clip.name)
-            .join(Clip, Clip.id == SplitMember.clip_id)
-            .where(SplitMember.dataset_id == ds.id, SplitMember.recipe == "source")
-        ).all()
-        by_split: dict[str, list[tuple[str, str]]] = {}
-        for split_name, clip_id, clip_name in source_rows:
-            by_split.setdefault(split_name, []).append((clip_name, clip_id))
-        missing = [s for s in sources if s not in by_split]
-        if missing:
-            raise InputError(f"dataset {dataset!r} has no source split {', '.join(missing)} (it has {', '.join(sorted(by_split))})")
-        clash = [n for n in into if n in by_split]
-        if clash:
-            raise InputError(f"--into name {clash[0]!r} is already a source split of {dataset!r}: choose other names")
-        if eval_from == "auto":
-            eval_from = next((s for s in ("evaluation", "test") if s in by_split), None)
-        elif eval_from is not None and eval_from not in by_split:
-            raise InputError(f"dataset {dataset!r} has no source split {eval_from!r} to use as eval")
+    ds, by_split = source_splits(registry, dataset)
+    missing = [s for s in sources if s not in by_split]
+    if missing:
+        raise InputError(f"dataset {dataset!r} has no source split {', '.join(missing)} (it has {', '.join(sorted(by_split))})")
+    clash = [n for n in into if n in by_split]
+    if clash:
+        raise InputError(f"--into name {clash[0]!r} is already a source split of {dataset!r}: choose other names")
+    if eval_from == "auto":
+        eval_from = next((s for s in ("evaluation", "test") if s in by_split), None)
+    elif eval_from is not None and eval_from not in by_split:
+        raise InputError(f"dataset {dataset!r} has no source split {eval_from!r} to use as eval")
 
-        pool = dict(c for s in sources for c in by_split[s])  # clip name → clip id
-        first = assign(list(pool), ratio, seed)
-        wanted = {pool[n]: into[0] if n in first else into[1] for n in pool}
-        targets = {into[0]: recipe, into[1]: recipe}
-        if eval_from is not None:
-            targets["eval"] = f"alias of {eval_from}"
-            wanted.update({clip_id: "eval" for _, clip_id in by_split[eval_from]})
+    pool = dict(c for s in sources for c in by_split[s])  # clip name → clip id
+    first = assign(list(pool), ratio, seed)
+    wanted = {pool[n]: into[0] if n in first else into[1] for n in pool}
+    targets = {into[0]: recipe, into[1]: recipe}
+    if eval_from is not None:
+        targets["eval"] = f"alias of {eval_from}"
+        wanted.update({clip_id: "eval" for _, clip_id in by_split[eval_from]})
 
-        existing = session.execute(
-            select(SplitMember.name, SplitMember.recipe).where(
-                SplitMember.dataset_id == ds.id, SplitMember.name.in_(list(targets)), SplitMember.recipe != "source"
-            ).distinct()
-        ).all()
-        if existing and {n: r for n, r in existing} == targets:
-            return SplitResult("unchanged", dict(Counter(wanted.values())))
-        if existing and not replace:
-            described = "; ".join(f"{n}: {r}" for n, r in existing)
-            raise InputError(f"dataset {dataset!r} already has splits made differently ({described}): pass --replace to redo them")
-        session.execute(delete(SplitMember).where(
-            SplitMember.dataset_id == ds.id, SplitMember.name.in_(list(targets)), SplitMember.recipe != "source"))
-        session.execute(insert(SplitMember), [
-            dict(id=new_id(), dataset_id=ds.id, name=name, clip_id=clip_id, recipe=targets[name])
-            for clip_id, name in wanted.items()
-        ])
-        return SplitResult("replaced" if existing else "created", dict(Counter(wanted.values())))
+    def clash_message(existing) -> str:
+        described = "; ".join(f"{n}: {r}" for n, r in existing)
+        return f"dataset {dataset!r} already has splits made differently ({described}): pass --replace to redo them"
+
+    status = write_splits(registry, ds, targets, wanted.items(), replace=replace, on_clash=clash_message)
+    return SplitResult(status, dict(Counter(wanted.values())))

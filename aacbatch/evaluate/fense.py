@@ -1,9 +1,11 @@
-"""FENSE's fluency-error detector, the penalty behind SPIDEr-FL (DCASE 2023 Task 6a's ranking metric).
+"""FENSE's fluency-error detector, the penalty behind SPIDEr-FL (DCASE 2023 Task 6a's ranking metric) and FENSE.
 
-SPIDEr-FL scales an item's SPIDEr by 0.1 when FENSE's BERT classifier (the "echecker", Zhou et
-al., 2022) gives its last class, "error", a sigmoid probability above 0.9. Like the DCASE
-baseline and aac-metrics, the detector reads the raw candidate (FENSE strips punctuation and
-lower-cases it itself), not the PTB-tokenised one.
+SPIDEr-FL scales an item's SPIDEr, and FENSE its Sentence-BERT similarity, by 0.1 when FENSE's
+BERT classifier (the "echecker", Zhou et al., 2022) gives its last class, "error", a sigmoid
+probability above 0.9. The detector reads the *PTB-tokenised* candidate: aac-metrics'
+``evaluate``, which DCASE 2023 and 2024 score with, tokenises candidates and references first and
+hands the same tokens to every metric, the echecker included. FENSE's own clean-up (punctuation
+stripped, lower case) then runs on those tokens. One set of flags serves FENSE and SPIDEr-FL.
 
 The checkpoint ``echecker_clotho_audiocaps_base.ckpt`` and the ``bert-base-uncased``
 configuration and vocabulary it was trained from are user-supplied assets under
@@ -22,12 +24,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-if TYPE_CHECKING:
-    import torch
+from aacbatch.models.checkpoints import load_file
 
 CHECKPOINT = "echecker_clotho_audiocaps_base.ckpt"
 CHECKPOINT_SHA256 = "1a719f090af70614bbdb9f9437530b7e133c48cfa4a58d964de0d47fc974a2fa"  # FENSE release V0.1
@@ -61,7 +62,6 @@ class FluencyErrors:
 
     def compute(self, candidates: Sequence[str]) -> np.ndarray:
         """Boolean array: True where the "error" probability exceeds 0.9."""
-        import torch
         from transformers import AutoTokenizer
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -80,10 +80,9 @@ class FluencyErrors:
 
     def _load(self, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(BertModel, linear head) with the checkpoint's weights, in eval mode on ``device``."""
-        import torch
         from transformers import AutoConfig, AutoModel
 
-        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        saved = load_file(self.checkpoint)
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(self.bert))
         head = torch.nn.Linear(encoder.config.hidden_size, int(saved["num_classes"]))
         # Older transformers saved buffers such as position_ids that today's BertModel rebuilds instead.

@@ -9,6 +9,17 @@ caption. The protocol itself is unchanged, and so are the scores:
 * ``EVAL ||| stats 1 ||| ... ||| stats N`` -> N per-item scores, then the corpus score. The
   corpus score is METEOR's own aggregate over all statistics, not the mean of the item scores.
 
+The statistics line of a segment is 23 numbers (:data:`STATS`): lengths and function-word
+counts of hypothesis and reference, matches per module (exact, stem, synonym, paraphrase) for
+content and function words, chunks, and matched words. The corpus score is the score formula
+applied to their sum over segments, with one rule of the jar's ``MeteorStats.addStats``: a
+segment that matches its reference perfectly (every word matched, one chunk) adds no chunk.
+:func:`meteor_from_sums` re-implements the jar's ``MeteorScorer.computeMetrics`` with the
+parameters it prints for ``-l en -norm`` (:data:`PARAMETERS`, :data:`MODULE_WEIGHTS`), so the
+corpus score of any multiset of segments -- a bootstrap resample -- is a weighted sum of the
+per-segment rows (:func:`meteor_sum_rows`) and one vectorised formula, without another JVM
+round trip. The tests check both against the jar's own per-item and corpus scores.
+
 The JVM spends several seconds loading the paraphrase table, so the process starts when the
 scorer is created: build it before tokenising and the two overlap. A process that scores many
 caption sets (a training run's final splits, the demo's dozens of runs and systems) shares one
@@ -29,8 +40,19 @@ import numpy as np
 
 from aacbatch.errors import AacbatchError
 from aacbatch.evaluate.ptb import java_command, pycocoevalcap_file, stderr_tail
+from aacbatch.evaluate.statistics import CorpusStatistic
 
 METEOR_JAR = "meteor/meteor-1.5.jar"
+METEOR_DATA = "meteor/data/paraphrase-en.gz"
+# The jar's "Parameters" (alpha, beta, gamma, delta) and module "Weights" (exact, stem, synonym,
+# paraphrase) for English, task "Ranking" -- what `-l en -norm` runs with, as it prints them.
+PARAMETERS = {"alpha": 0.85, "beta": 0.2, "gamma": 0.6, "delta": 0.75}
+MODULE_WEIGHTS = (1.0, 0.6, 0.8, 0.6)
+# Column layout of one statistics line (MeteorStats.toString): 4 + 4 modules x 4 + 3 = 23 numbers.
+STATS = ("test_length", "ref_length", "test_function", "ref_function",
+         *(f"{side}_{kind}_{m}" for m in range(len(MODULE_WEIGHTS))
+           for kind, side in (("content", "test"), ("content", "ref"), ("function", "test"), ("function", "ref"))),
+         "chunks", "test_word_matches", "ref_word_matches")
 
 
 def _field(text: str) -> str:
@@ -72,6 +94,12 @@ class Meteor:
 
     def compute(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, np.ndarray]:
         """(corpus score computed by the jar, per-item scores) for tokenised captions."""
+        corpus, per_item, _ = self.compute_with_stats(candidates, references)
+        return corpus, per_item
+
+    def compute_with_stats(self, candidates: Sequence[str],
+                           references: Sequence[Sequence[str]]) -> tuple[float, np.ndarray, np.ndarray]:
+        """(the jar's corpus score, its per-item scores, the (N, 23) per-segment statistics)."""
         score_lines = "".join(
             "SCORE ||| " + " ||| ".join([*map(_field, refs), _field(cand)]) + "\n"
             for cand, refs in zip(candidates, references)
@@ -84,7 +112,9 @@ class Meteor:
         writer.join()
         self._write("EVAL ||| " + " ||| ".join(stats) + "\n")
         per_item = np.array([float(self._readline()) for _ in candidates])
-        return float(self._readline()), per_item
+        corpus = float(self._readline())
+        table = np.array([line.split() for line in stats], dtype=np.float64).reshape(len(stats), len(STATS))
+        return corpus, per_item, table
 
     def _write(self, text: str) -> None:
         try:
@@ -101,6 +131,62 @@ class Meteor:
             raise AacbatchError(f"METEOR (meteor-1.5.jar) stopped with java exit {self._process.returncode}: "
                                 f"{stderr_tail(self._stderr.read())}")
         return line.decode("utf-8").strip()
+
+
+def meteor_statistic(ids: Sequence[str], stats: np.ndarray) -> CorpusStatistic:
+    """METEOR as a resamplable corpus statistic of (N, 23) per-segment statistics."""
+    return CorpusStatistic(tuple(ids), meteor_sum_rows(stats), meteor_from_sums)
+
+
+def meteor_sum_rows(stats: np.ndarray) -> np.ndarray:
+    """Per-segment rows whose plain sum is what the jar's ``addStats`` accumulates.
+
+    stats: (N, 23) statistics lines. The only change: a perfectly matched segment (all words
+    of both sides matched in one chunk) contributes 0 chunks, as ``addStats`` skips it.
+    """
+    rows = np.array(stats, dtype=np.float64)
+    rows[_perfect(_columns(rows)), STATS.index("chunks")] = 0.0
+    return rows
+
+
+def meteor_from_sums(sums: np.ndarray) -> np.ndarray:
+    """METEOR score of summed statistics, as the jar's ``computeMetrics`` computes it.
+
+    sums: (..., 23) -- one statistics line, or the sum of :func:`meteor_sum_rows` over any
+    multiset of segments; returns (...). Division by zero (an empty hypothesis) gives 0, and
+    the score is clipped at 0, as in the jar.
+    """
+    c = _columns(np.asarray(sums, dtype=np.float64))
+    alpha, beta, gamma, delta = (PARAMETERS[k] for k in ("alpha", "beta", "gamma", "delta"))
+    test_weighted_length = delta * (c["test_length"] - c["test_function"]) + (1 - delta) * c["test_function"]
+    ref_weighted_length = delta * (c["ref_length"] - c["ref_function"]) + (1 - delta) * c["ref_function"]
+    # Same terms, same order of operations as the jar: content matches, then function matches.
+    test_matches, ref_matches = 0.0, 0.0
+    for kind, share in (("content", delta), ("function", 1 - delta)):
+        for m, weight in enumerate(MODULE_WEIGHTS):
+            test_matches = test_matches + c[f"test_{kind}_{m}"] * weight * share
+            ref_matches = ref_matches + c[f"ref_{kind}_{m}"] * weight * share
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = test_matches / test_weighted_length
+        recall = ref_matches / ref_weighted_length
+        f_mean = 1.0 / ((1 - alpha) / precision + alpha / recall)
+        frag = np.where(_perfect(c), 0.0, c["chunks"] / ((c["test_word_matches"] + c["ref_word_matches"]) / 2))
+        score = f_mean * (1 - gamma * frag ** beta)
+    return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+
+
+def _perfect(c: dict[str, np.ndarray]) -> np.ndarray:
+    """Every word of both sides matched, in one chunk: the jar's "test = reference" case."""
+    return (c["test_matches"] == c["test_length"]) & (c["ref_matches"] == c["ref_length"]) & (c["chunks"] == 1)
+
+
+def _columns(stats: np.ndarray) -> dict[str, np.ndarray]:
+    """Named columns of (..., 23) statistics, plus the unweighted match totals the jar derives."""
+    c = {name: stats[..., i] for i, name in enumerate(STATS)}
+    for side in ("test", "ref"):
+        c[f"{side}_matches"] = sum(c[f"{side}_{kind}_{m}"] for m in range(len(MODULE_WEIGHTS))
+                                   for kind in ("content", "function"))
+    return c
 
 
 _shared: Meteor | None = None

@@ -72,13 +72,28 @@ def java_command(*args: str, heap: str | None = None) -> list[str]:
 
 
 @cache
+def java_version() -> str:
+    """Version string of the ``java`` on PATH ("17.0.15", "1.8.0_392").
+
+    Read from the runtime's ``release`` file when it has one (no JVM start: scoring records
+    it with every caption metric), else from ``java -version``.
+    """
+    release = Path(os.path.realpath(java_command()[0])).parent.parent / "release"
+    if release.is_file():
+        found = re.search(r'^JAVA_VERSION="(\d[^"]*)"', release.read_text(encoding="utf-8", errors="replace"), re.M)
+        if found:
+            return found.group(1)
+    out = subprocess.run(java_command("-version"), capture_output=True, text=True).stderr
+    found = re.search(r'version "([^"]+)"', out)
+    if not found or not re.match(r"\d+", found.group(1)):
+        raise AacbatchError(f"could not read the Java version from `java -version`: {out.strip()[:200]!r}")
+    return found.group(1)
+
+
 def java_major_version() -> int:
     """Major version of the ``java`` on PATH (8 for "1.8.0_x", 17 for "17.0.15")."""
-    out = subprocess.run(java_command("-version"), capture_output=True, text=True).stderr
-    found = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if not found:
-        raise AacbatchError(f"could not read the Java version from `java -version`: {out.strip()[:200]!r}")
-    major, minor = int(found.group(1)), int(found.group(2) or 0)
+    parts = re.findall(r"\d+", java_version())
+    major, minor = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
     return minor if major == 1 else major
 
 

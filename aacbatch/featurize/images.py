@@ -21,6 +21,7 @@ import numpy as np
 
 from aacbatch.cache import ArraySpec
 from aacbatch.featurize.kinds import FeatureKind, OnBad
+from aacbatch.models import image_supervision as im
 
 TINY = "tiny"
 
@@ -56,9 +57,7 @@ class ImagesKind(FeatureKind):
         dtype: str = "float16"
 
     @cached_property
-    def embedder(self):
-        from aacbatch.models import image_supervision as im
-
+    def embedder(self) -> im.ImageEmbedder:
         models = Path(self.context.settings.home) / "models"  # local even when the cache is a URL
         sd = _stand_in(models / "tiny-sd", im.build_tiny_sd_pipeline) if self.params.sd == TINY else Path(self.params.sd)
         if self.params.clip_checkpoint == TINY:

@@ -9,23 +9,26 @@ only when every block of every shard is done.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import shlex
 import time
-from contextlib import contextmanager
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sqlalchemy import select
 
-from aacbatch.cache import FeatureStore, fingerprint
-from aacbatch.config import Settings
+from aacbatch import catalog
+from aacbatch.cache import FeatureStore, cache_url
+from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
-from aacbatch.featurize.items import load_items
 from aacbatch.featurize.kinds import Context, FeatureKind, kind_class
 from aacbatch.featurize.spec import Spec, load_spec
-from aacbatch.registry.schema import FeatureSet, utcnow
+from aacbatch.hashing import fingerprint
+from aacbatch.names import check_name
+from aacbatch.registry.features import record_feature_set
+from aacbatch.registry.runs import exact_ref
 from aacbatch.registry.store import Registry
 
 SHARD_WAIT_S = 600.0
@@ -40,6 +43,7 @@ class FeaturizeResult:
     computed_blocks: int
     bad: list[tuple[int, str]]
     random_weights: bool
+    repaired: list[int] = field(default_factory=list)  # blocks found damaged and recomputed (--repair)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -51,13 +55,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (n >= 1 and 0 <= k < n):
         raise InputError(f"--shard {text!r}: need 0 <= K < N")
     return k, n
-
-
-def cache_url(settings: Settings, dataset: str, set_name: str) -> str:
-    """Where a feature set lives: ``<cache>/<dataset>/<set>.zarr`` (a path or an fsspec URL)."""
-    if isinstance(settings.cache_dir, str):  # an fsspec URL: zarr opens it through fsspec
-        return f"{settings.cache_dir}/{dataset}/{set_name}.zarr"
-    return str(Path(settings.cache_dir) / dataset / f"{set_name}.zarr")
 
 
 def featurize(
@@ -73,11 +70,15 @@ def featurize(
     overrides: dict | None = None,
     name: str | None = None,
     progress: Callable | None = None,
+    repair: bool = False,
 ) -> FeaturizeResult:
     """Compute (or finish) one feature set; ``name`` overrides the registry name, which is
-    otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended."""
+    otherwise the spec's (or the kind's default, e.g. ``encoded-<run>``), ``@split`` appended.
+
+    A finished set is checked cheaply first and refused if damaged; ``repair`` verifies it
+    deeply instead and recomputes exactly the damaged blocks (of this shard)."""
     settings = registry.settings
-    spec = load_spec(spec_name, overrides)
+    spec = _exact_runs(registry, load_spec(spec_name, overrides))
     context = Context(settings=settings, dataset=dataset)
     kind = kind_class(spec.kind)(spec.params, context)
     items = load_items(registry, dataset, split)
@@ -87,16 +88,22 @@ def featurize(
     identity = kind.identity()  # may hash model files: computed once per job
     random_weights = _random_weights(identity)
     base = name or kind.default_name(spec.name)
-    set_name = base if split is None else f"{base}@{split}"
+    set_name = check_name(base if split is None else f"{base}@{split}", "feature set name")
     url = cache_url(settings, dataset, set_name)
     meta = {
         "kind": spec.kind, "name": set_name, "dataset": dataset, "split": split, "item": kind.item,
         "spec": spec.canonical(), "model_identity": identity,
         "fingerprint": fingerprint(spec.canonical(), items.dataset_fingerprint, split,
                                    [i.idx for i in todo], _content_only(identity)),
+        "command": _command(spec_name, dataset, split, overrides, name),
     }
     with _cache_errors(url):
         store = _open_store(url, meta, todo, kind, spec, shard, rebuild)
+        if repair:
+            repaired = store.repair(np.array([i.idx for i in todo]), kind.lengths(todo), shard)
+        else:
+            store.require_intact()
+            repaired = []
     _record(registry, items.dataset_id, spec, meta, url, identity, "building", None)
 
     pending = store.pending_blocks(*shard)
@@ -115,7 +122,26 @@ def featurize(
         _record(registry, items.dataset_id, spec, meta, url, identity,
                 "complete" if complete else "partial", len(todo) if complete else None)
     return FeaturizeResult(set_name, url, "complete" if complete else "partial", len(todo), len(pending), bad,
-                           random_weights)
+                           random_weights, repaired)
+
+
+def _command(spec_name: str, dataset: str, split: str | None, overrides: dict | None, name: str | None) -> str:
+    """The featurize command line for this set, quoted by damage messages (with --repair)."""
+    parts = ["aacbatch featurize", shlex.quote(spec_name), "--dataset", shlex.quote(dataset)]
+    parts += ["--split", shlex.quote(split)] if split else []
+    parts += ["--name", shlex.quote(name)] if name else []
+    for key, value in (overrides or {}).items():
+        parts += ["--set", shlex.quote(f"{key}={value if isinstance(value, str) else json.dumps(value)}")]
+    return " ".join(parts)
+
+
+def _exact_runs(registry: Registry, spec: Spec) -> Spec:
+    """The spec with every run it names (``teacher=``, ``run=``) as a full id, so a prefix and
+    the full id give the same feature set."""
+    params = dict(spec.params)
+    for param, role in catalog.feature_kind(spec.kind).run_params:
+        params[param] = exact_ref(registry, params[param], catalog.tasks_where(**{role: True}), f"run given as {param}=")
+    return replace(spec, params=params)
 
 
 @contextmanager
@@ -207,8 +233,6 @@ def _run_blocks(store, kind, todo, pending, workers, skip_bad, spec: Spec, conte
         for block in pending:
             yield block, _compute_block(store, kind, todo, block, skip_bad)
         return
-    import multiprocessing as mp
-
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(store.url, spec.kind, spec.params, context, todo, skip_bad)) as pool:
         yield from pool.map(_worker_block, pending)
@@ -216,14 +240,7 @@ def _run_blocks(store, kind, todo, pending, workers, skip_bad, spec: Spec, conte
 
 def _record(registry: Registry, dataset_id: str, spec: Spec, meta: dict, url: str, identity, status: str,
             n_items: int | None) -> None:
-    with registry.transaction() as session:
-        row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == dataset_id, FeatureSet.name == meta["name"]))
-        fields = dict(kind=spec.kind, fingerprint=meta["fingerprint"], spec_json=json.dumps(spec.canonical()),
-                      model_identity=json.dumps(identity) if identity is not None else None,
-                      random_weights=_random_weights(identity), path=url,
-                      status=status, n_items=n_items, updated_at=utcnow())
-        if row is None:
-            session.add(FeatureSet(name=meta["name"], dataset_id=dataset_id, **fields))
-        elif not (row.status == "complete" and status != "complete" and row.fingerprint == meta["fingerprint"]):
-            for key, value in fields.items():
-                setattr(row, key, value)
+    record_feature_set(registry, dataset_id, meta["name"], dict(
+        kind=spec.kind, fingerprint=meta["fingerprint"], spec_json=json.dumps(spec.canonical()),
+        model_identity=json.dumps(identity) if identity is not None else None,
+        random_weights=_random_weights(identity), path=url, status=status, n_items=n_items))

@@ -1,4 +1,5 @@
-"""The feature kinds, registered by name (Lhotse style): one module each, loaded on demand.
+"""The base class of feature kinds (Lhotse style): one module each, registered by name in
+:data:`aacbatch.catalog.FEATURE_KINDS` and loaded on demand.
 
 A kind declares what it computes per item (:class:`~aacbatch.cache.ArraySpec`), the identity
 of any model it uses (part of the fingerprint), and computes a block of items at a time.
@@ -6,23 +7,14 @@ of any model it uses (part of the fingerprint), and computes a block of items at
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from aacbatch import catalog
 from aacbatch.cache import ArraySpec
-from aacbatch.errors import InputError
-
-KINDS = {
-    "mel": "aacbatch.featurize.mel:MelKind",
-    "tags": "aacbatch.featurize.tags:TagsKind",
-    "tokens": "aacbatch.featurize.tokens:TokensKind",
-    "text_emb": "aacbatch.featurize.text_emb:TextEmbKind",
-    "images": "aacbatch.featurize.images:ImagesKind",
-    "encoded": "aacbatch.featurize.encoded:EncodedKind",
-}
+from aacbatch.registry.store import Registry
 
 # Called with (position in block, error) for an item that cannot be computed: raises, or
 # records the item as bad (``--skip-bad``) so the kind writes a placeholder and goes on.
@@ -40,9 +32,7 @@ class Context:
     dataset: str
 
     @property
-    def registry(self):
-        from aacbatch.registry.store import Registry
-
+    def registry(self) -> Registry:
         return Registry(self.settings)
 
 
@@ -77,7 +67,4 @@ class FeatureKind:
 
 
 def kind_class(name: object, source: str = "spec") -> type[FeatureKind]:
-    if name not in KINDS:
-        raise InputError(f"{source}: unknown feature kind {name!r} (known: {', '.join(KINDS)})")
-    module, attr = KINDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return catalog.feature_kind(name, source).kind_class()

@@ -1,44 +1,22 @@
 """``mel``: the CNN14 log-mel front end, cached once per clip as a ragged float16 array.
 
-Audio is decoded, mixed to mono, resampled to 32 kHz with libsoxr and padded/trimmed to
-``round(n · 32000 / sr)`` samples, so every clip's frame count is known from the registry
-before decoding (the cache layout is fixed up front and shards never overlap).
+Audio is decoded, mixed to mono and resampled to 32 kHz by :func:`aacbatch.audio.waveform.load_32k`,
+so every clip's frame count is known from the registry before decoding (the cache layout is
+fixed up front and shards never overlap).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from aacbatch.audio import logmel
+from aacbatch.audio.waveform import load_32k, resampled_length
 from aacbatch.cache import ArraySpec
-from aacbatch.data.audio import load_mono
-from aacbatch.featurize import logmel
 from aacbatch.featurize.kinds import FeatureKind, OnBad
 
-MIN_SAMPLES = logmel.N_FFT // 2 + 1  # reflect padding needs more than n_fft/2 samples
 SILENCE_DB = 10.0 * np.log10(logmel.AMIN)
-
-
-def resampled_length(n_frames: int | np.ndarray, sample_rate: int | np.ndarray) -> np.ndarray:
-    n = np.rint(np.asarray(n_frames, dtype=np.float64) * logmel.SAMPLE_RATE / np.asarray(sample_rate)).astype(np.int64)
-    return np.maximum(n, MIN_SAMPLES)
-
-
-def load_32k(path: str | Path, n_frames: int, sample_rate: int) -> np.ndarray:
-    """Mono float32 waveform at 32 kHz with exactly :func:`resampled_length` samples."""
-    wave, sr = load_mono(Path(path))
-    if sr != sample_rate or len(wave) != n_frames:
-        from aacbatch.errors import InputError
-
-        raise InputError(f"audio file {path} changed since ingest ({len(wave)} samples at {sr} Hz, "
-                         f"registered {n_frames} at {sample_rate} Hz): re-ingest with --replace")
-    wave = logmel.resample(wave, sr)
-    target = int(resampled_length(n_frames, sample_rate))
-    if len(wave) < target:
-        wave = np.pad(wave, (0, target - len(wave)))
-    return wave[:target]
 
 
 class MelKind(FeatureKind):

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from aacbatch.cache import FeatureStore
-from aacbatch.data.register import dataset_by_name
 from aacbatch.errors import InputError
-from aacbatch.registry.schema import FeatureSet
+from aacbatch.registry.features import require_complete
 from aacbatch.registry.store import Registry
 
 
@@ -29,16 +26,11 @@ class CachedSet:
 
 def cached_set(registry: Registry, dataset: str, name: str) -> CachedSet:
     """The complete feature set ``name`` of ``dataset``; a clear error if absent or unfinished."""
-    with registry.transaction() as session:
-        ds = dataset_by_name(session, dataset)
-        row = session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == name))
-    if row is None:
-        how = (f"aacbatch featurize encoded --dataset {dataset} --from-run RUN_ID" if name.startswith("encoded-")
-               else f"aacbatch featurize {name} --dataset {dataset}")
-        raise InputError(f"dataset {dataset!r} has no feature set {name!r}: run `{how}`")
-    if row.status != "complete":
-        raise InputError(f"feature set {name!r} of {dataset!r} is {row.status}: finish it with `aacbatch featurize {name} --dataset {dataset}`")
+    how = (f"aacbatch featurize encoded --dataset {dataset} --from-run RUN_ID" if name.startswith("encoded-")
+           else f"aacbatch featurize {name} --dataset {dataset}")
+    row = require_complete(registry, dataset, name, how)
     store = FeatureStore.open(row.path)
     if store.meta.get("fingerprint") != row.fingerprint:
         raise InputError(f"feature cache {row.path} does not match the registry's {name!r}: re-run featurize with --rebuild")
+    store.require_intact()  # refuse a damaged set before any work starts, never read zeros
     return CachedSet(store, row.id, name, row.fingerprint, row.random_weights)

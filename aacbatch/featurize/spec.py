@@ -1,18 +1,20 @@
 """Feature-set specs: ``features/<name>.toml`` files, checked against each kind's parameters.
 
 A spec names its ``kind`` and that kind's parameters; anything else is a typo and is refused
-with the closest valid key, so a misspelt parameter never silently falls back to a default.
+with the closest valid key, and a value of the wrong type is refused too (the same loader
+as training configs, :mod:`aacbatch.typed`), so a misspelt or mistyped parameter never
+silently falls back to a default or enters the fingerprint.
 """
 
 from __future__ import annotations
 
-import difflib
-import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, shown
+from aacbatch.featurize.kinds import kind_class
 from aacbatch.resources import resource_dir
+from aacbatch.typed import build, find_file, plain, read_toml
 
 COMMON_KEYS = {"kind", "description", "block_size"}
 
@@ -32,43 +34,20 @@ class Spec:
 
 def find_spec(name_or_path: str) -> Path:
     """``mel`` → ``features/mel.toml``; an existing path is used as it is."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise InputError(f"feature spec {path} does not exist")
-        return path
-    packaged = resource_dir("features") / f"{name_or_path}.toml"
-    if not packaged.is_file():
-        known = ", ".join(sorted(p.stem for p in packaged.parent.glob("*.toml")))
-        raise InputError(f"unknown feature spec {name_or_path!r} (packaged: {known}); or pass a path to a .toml file")
-    return packaged
+    return find_file(name_or_path, resource_dir("features"), "feature spec")
 
 
 def load_spec(name_or_path: str, overrides: dict | None = None) -> Spec:
     """Read a spec; ``overrides`` (from ``--set key=value``) replace or add keys, and are
-    checked like the file's own keys."""
-    from aacbatch.featurize.kinds import kind_class
-
+    checked like the file's own keys (:func:`aacbatch.typed.build`)."""
     path = find_spec(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"feature spec {path} is not valid TOML ({exc})") from exc
-    raw.update(overrides or {})
-    kind = raw.get("kind")
-    cls = kind_class(kind, source=str(path))
-    allowed = {f.name for f in fields(cls.Params)}
-    for key in raw:
-        if key not in allowed | COMMON_KEYS:
-            hint = difflib.get_close_matches(key, sorted(allowed | COMMON_KEYS), n=1)
-            suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (valid: {', '.join(sorted(allowed | COMMON_KEYS))})"
-            raise InputError(f"feature spec {path}: unknown key {key!r} for kind {kind!r}{suggestion}")
-    params = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
-    try:
-        typed = cls.Params(**params)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"feature spec {path}: {exc}") from exc
-    block_size = raw.get("block_size", 256)
-    if not isinstance(block_size, int) or block_size <= 0:
-        raise InputError(f"feature spec {path}: block_size must be a positive integer, got {block_size!r}")
+    raw = read_toml(path, "feature spec")
+    kind = plain((overrides or {}).get("kind", raw.get("kind")))
+    cls = kind_class(kind, source=shown(path))
+    label = f"key for kind {kind!r}"
+    typed = build(cls.Params, [(f"feature spec {shown(path)}", raw), ("--set", overrides or {})], ignore=COMMON_KEYS,
+                  label=label)
+    block_size = plain({**raw, **(overrides or {})}.get("block_size", 256))
+    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size <= 0:
+        raise InputError(f"feature spec {shown(path)}: block_size must be a positive integer, got {block_size!r}")
     return Spec(name=path.stem, kind=kind, params=vars(typed), block_size=block_size, path=path)

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import torch
 
 from aacbatch.cache import ArraySpec
 from aacbatch.featurize.kinds import OnBad
 from aacbatch.featurize.tokens import TokensKind
+from aacbatch.models.text import TextEncoder
 
 
 class TextEmbKind(TokensKind):
@@ -27,17 +29,13 @@ class TextEmbKind(TokensKind):
         dtype: str = "float32"
 
     @cached_property
-    def encoder(self):
-        from aacbatch.models.text import TextEncoder
-
+    def encoder(self) -> TextEncoder:
         return TextEncoder(self.model_dir).freeze()
 
     def arrays(self) -> dict[str, ArraySpec]:
         return {"cls": ArraySpec((self.encoder.hidden_size,), self.params.dtype)}
 
     def compute(self, items: list, on_bad: OnBad) -> dict[str, np.ndarray]:
-        import torch
-
         tokens = TokensKind.compute(self, items, on_bad)
         out = []
         with torch.no_grad():

@@ -15,6 +15,7 @@ import numpy as np
 
 from aacbatch.cache import ArraySpec
 from aacbatch.featurize.kinds import FeatureKind, OnBad
+from aacbatch.models.text import default_text_model_dir, load_tokenizer, model_identity, tokenize
 
 
 class TokensKind(FeatureKind):
@@ -31,19 +32,13 @@ class TokensKind(FeatureKind):
 
     @cached_property
     def model_dir(self) -> Path:
-        from aacbatch.models.text import default_text_model_dir
-
         return default_text_model_dir() if self.params.model == "default" else Path(self.params.model)
 
     @cached_property
     def tokenizer(self):
-        from aacbatch.models.text import load_tokenizer
-
         return load_tokenizer(self.model_dir)
 
     def identity(self) -> dict:
-        from aacbatch.models.text import model_identity
-
         return model_identity(self.model_dir)
 
     def arrays(self) -> dict[str, ArraySpec]:
@@ -51,7 +46,5 @@ class TokensKind(FeatureKind):
         return {"input_ids": ArraySpec(width, "int32"), "attention_mask": ArraySpec(width, "uint8")}
 
     def compute(self, items: list, on_bad: OnBad) -> dict[str, np.ndarray]:
-        from aacbatch.models.text import tokenize
-
         ids, mask = tokenize(self.tokenizer, [c.text for c in items], max_length=self.params.max_length)
         return {"input_ids": ids, "attention_mask": mask.astype(np.uint8)}

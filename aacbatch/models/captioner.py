@@ -33,7 +33,7 @@ from aacbatch.models.vocab import PAD, START, END, UNK  # noqa: F401  (re-export
 
 @dataclass(frozen=True)
 class CaptionerConfig:
-    """Architecture of a captioner; the defaults are the paper's (DESIGN.md: captioner)."""
+    """Architecture of a captioner; the defaults are the paper's (the technical report's captioner)."""
 
     input_dim: int  # d of the frozen encoder frames (2048 for paper CNN14; e.g. 128 for cnn14-tiny)
     vocab_size: int
@@ -59,6 +59,8 @@ def sinusoidal_positions(n_positions: int, dim: int) -> Tensor:
 
 
 class Captioner(nn.Module):
+    MODEL_FAMILY = "captioner"  # names the architecture in checkpoints (aacbatch.models.checkpoints)
+
     def __init__(self, config: CaptionerConfig):
         super().__init__()
         self.config = config

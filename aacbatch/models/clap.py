@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aacbatch.models.cnn14 import Cnn14, Cnn14Config
+from aacbatch.models.text import TextEncoder
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -32,14 +33,14 @@ class ClapConfig:
 
 
 class Clap(nn.Module):
+    MODEL_FAMILY = "clap"  # names the architecture in checkpoints (aacbatch.models.checkpoints)
+
     def __init__(self, config: ClapConfig):
         super().__init__()
         self.config = config
         self.audio = Cnn14(Cnn14Config(**config.audio))
         self.text = None
         if config.text_model is not None:
-            from aacbatch.models.text import TextEncoder
-
             self.text = TextEncoder(config.text_model)
         self.audio_head = nn.Linear(self.audio.config.embedding_dim, config.embed_dim)
         self.text_head = nn.Linear(config.text_dim, config.embed_dim)

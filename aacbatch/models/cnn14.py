@@ -6,7 +6,7 @@ buffers mirror the reference key for key, so ``Cnn14_mAP=0.431.pth`` (``{"model"
 dict}``) loads with ``strict=True`` and gives the same outputs. What this version adds:
 
 * the front end is skippable — ``forward(..., is_logmel=True)`` takes the cached log-mels of
-  :mod:`aacbatch.featurize.logmel`, so training never recomputes the STFT;
+  :mod:`aacbatch.audio.logmel`, so training never recomputes the STFT;
 * batches of different-length clips: with ``lengths`` every conv sees zeros past the end of
   its clip (as it would for the clip alone) and time pooling ignores padding, so a padded
   clip encodes (in eval mode) like the same clip on its own;
@@ -23,9 +23,7 @@ last block, T' = T // 32)::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aacbatch.errors import InputError
-from aacbatch.featurize import logmel
+from aacbatch.audio import logmel
 
 PANNS_CHANNELS = (64, 128, 256, 512, 1024, 2048)
 POOLED_BLOCKS = 5  # blocks 1-5 halve time and frequency; block 6 keeps the resolution
@@ -251,6 +249,8 @@ def _valid_frames(lengths: Tensor, size: int) -> Tensor:
 class Cnn14(nn.Module):
     """CNN14 audio encoder and AudioSet tagger (see the module docstring for shapes)."""
 
+    MODEL_FAMILY = "cnn14"  # names the architecture in checkpoints (aacbatch.models.checkpoints)
+
     def __init__(self, config: Cnn14Config = Cnn14Config()) -> None:
         super().__init__()
         self.config = config
@@ -333,118 +333,10 @@ def _pool_time(frames: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     return peak + mean, lengths
 
 
-def create_cnn14(name_or_config: str | Cnn14Config, checkpoint: str | Path | None = None) -> Cnn14:
-    """Build a CNN14 by registry name (``CNN14_CONFIGS``) or config; optionally load weights.
-
-    ``checkpoint`` is a PANNs-layout file (``{"model": state_dict}``), loaded strictly.
-    """
-    config = _resolve_config(name_or_config)
-    if checkpoint is None:
-        return Cnn14(config)
-    path = Path(checkpoint)
-    return _from_state(config, _read_checkpoint(path, weights_only=True)["model"], path)
-
-
-def load_panns_checkpoint(model: Cnn14, path: str | Path, *, weights_only: bool = True) -> None:
-    """Load ``{"model": state_dict}`` from ``path`` into ``model`` with ``strict=True``.
-
-    Raises :class:`InputError` naming the file if it is missing, unreadable, not in that
-    layout, or its keys/shapes do not fit ``model.config`` (with the width/classes the file
-    appears to have). ``weights_only`` refuses pickled code; pass False only for a file you
-    trust that also stores non-tensor objects. Copies into the model's tensors, so device
-    and dtype stay.
-    """
-    path = Path(path)
-    state = _read_checkpoint(path, weights_only=weights_only)["model"]
-    _check_fits(model, state, path)
-    model.load_state_dict(state, strict=True)
-
-
-def load_tagger(path: str | Path, variant: str | Cnn14Config = "cnn14") -> Cnn14:
-    """A tagging CNN14 from an aacbatch tagger or retrieval checkpoint, or an official PANNs file.
-
-    An aacbatch checkpoint describes its architecture (``model_config``); a retrieval
-    (CLAP-family) checkpoint holds the encoder under ``audio.`` with its config in
-    ``model_config["audio"]`` — its encoder still tags (CLAP-TAG trains that head), and it is
-    what captioning freezes. A PANNs file (``{"model": state_dict}`` only) is built as
-    ``variant`` and loaded strictly.
-    """
-    path = Path(path)
-    checkpoint = _read_checkpoint(path, weights_only=True)
-    state = checkpoint["model"]
-    if checkpoint.get("model_family") == "clap":
-        fields, state = checkpoint["model_config"].get("audio"), {
-            k.removeprefix("audio."): v for k, v in state.items() if k.startswith("audio.")}
-    else:
-        fields = checkpoint.get("model_config")
-    if fields is not None:
-        try:
-            config = Cnn14Config(**fields)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"CNN14 checkpoint {path} has an invalid model_config ({exc})") from exc
-    else:
-        config = _resolve_config(variant)
-    return _from_state(config, state, path)
-
-
-def _resolve_config(name_or_config: str | Cnn14Config) -> Cnn14Config:
+def resolve_config(name_or_config: str | Cnn14Config) -> Cnn14Config:
+    """A variant name of :data:`CNN14_CONFIGS` (or a config, returned as it is) → its config."""
     if isinstance(name_or_config, Cnn14Config):
         return name_or_config
     if name_or_config in CNN14_CONFIGS:
         return CNN14_CONFIGS[name_or_config]
     raise InputError(f"unknown CNN14 variant {name_or_config!r}: choose one of {', '.join(CNN14_CONFIGS)}")
-
-
-def _from_state(config: Cnn14Config, state: dict[str, Tensor], path: Path) -> Cnn14:
-    """A model whose every tensor is taken from ``state`` (strict)."""
-    with torch.device("meta"):  # all tensors come from the file: skip 80 M random inits
-        model = Cnn14(config)
-    _check_fits(model, state, path)
-    model.load_state_dict(state, strict=True, assign=True)
-    return model
-
-
-def _read_checkpoint(path: Path, *, weights_only: bool) -> dict:
-    """The dict stored at ``path``, which must hold a ``"model"`` state dict."""
-    if not path.is_file():
-        raise InputError(f"CNN14 checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as exc:  # not a torch file, truncated, or objects weights_only refuses
-        text = " ".join(str(exc).split())
-        found = re.search(r"WeightsUnpickler error: (.*?)(?:\. Please use| Check the documentation|$)", text)
-        reason = found.group(1) if found else text[:200] or type(exc).__name__
-        hint = "; if you trust it, use load_panns_checkpoint(model, path, weights_only=False)"
-        raise InputError(
-            f"CNN14 checkpoint {path} cannot be read ({reason}){hint if 'Unsupported global' in reason else ''}"
-        ) from exc
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
-        found = list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise InputError(f"CNN14 checkpoint {path} is not in the PANNs layout {{'model': state_dict}} (found {found})")
-    return checkpoint
-
-
-def _check_fits(model: Cnn14, state: dict[str, Tensor], path: Path) -> None:
-    problems = _state_mismatches(model.state_dict(), state)
-    if problems:
-        raise InputError(f"CNN14 checkpoint {path} does not fit {model.config}: {problems}")
-
-
-def _state_mismatches(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
-    """One-line summary of missing/unexpected keys and shape mismatches ('' if none)."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    shapes = [
-        f"{k} {tuple(found[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in found and found[k].shape != v.shape
-    ]
-    parts = [
-        f"{label} ({len(items)}): {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
-        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
-        if items
-    ]
-    if parts and "conv_block1.conv1.weight" in found and "fc_audioset.weight" in found:
-        width = found["conv_block1.conv1.weight"].shape[0] / PANNS_CHANNELS[0]
-        parts.append(f"the file looks like width={width:g}, n_classes={found['fc_audioset.weight'].shape[0]}")
-    return "; ".join(parts)

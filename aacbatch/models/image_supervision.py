@@ -36,8 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aacbatch.errors import InputError
-from aacbatch.models.text import RANDOM_WEIGHTS_MARKER, content_sha256, has_random_weights, local_model_folder, quiet_hub_libraries
+from aacbatch.errors import InputError, first_line
+from aacbatch.hashing import content_sha256
+from aacbatch.models.text import RANDOM_WEIGHTS_MARKER, has_random_weights, local_model_folder, quiet_hub_libraries
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -207,7 +208,7 @@ def load_sd_pipeline(sd_dir: str | Path, device: str = "cpu") -> StableDiffusion
             path, local_files_only=True, requires_safety_checker=False, low_cpu_mem_usage=low_memory, **unused
         )
     except (OSError, ValueError, TypeError) as exc:
-        raise InputError(f"cannot load a Stable Diffusion pipeline from {path}: {_first_line(exc)}") from exc
+        raise InputError(f"cannot load a Stable Diffusion pipeline from {path}: {first_line(exc)}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -226,7 +227,7 @@ def load_clip(arch: str, checkpoint: str | Path, device: str = "cpu") -> tuple[C
             arch, pretrained=str(checkpoint), device=device, pretrained_image=False, pretrained_text=False
         )
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise InputError(f"cannot load open_clip {arch} from {checkpoint}: {_first_line(exc)}") from exc
+        raise InputError(f"cannot load open_clip {arch} from {checkpoint}: {first_line(exc)}") from exc
     return model.eval(), preprocess
 
 
@@ -403,7 +404,3 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
 
     size = (THUMBNAIL_SIZE, THUMBNAIL_SIZE)
     return np.stack([np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX)) for image in images])
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

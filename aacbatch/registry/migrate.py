@@ -7,12 +7,16 @@ transactions, so revisions apply atomically there as on PostgreSQL.
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
+from aacbatch import catalog
+from aacbatch.registry.schema import TaskRow
 from aacbatch.resources import resource_dir
 
 
@@ -42,6 +46,25 @@ def current_revision(connection: Connection) -> str | None:
 
 def upgrade(connection: Connection, target: str = "head") -> None:
     """Apply all revisions up to ``target`` on ``connection`` (caller commits)."""
-    from alembic import command
-
     command.upgrade(alembic_config(connection), target)
+
+
+def catalog_rows() -> set[tuple]:
+    """The ``tasks`` table as the catalog says it should be."""
+    return {(t.name, t.family, t.output, t.select_metric, t.uses_tags, t.uses_images, t.encoder, t.ensemble)
+            for t in catalog.TASKS.values()}
+
+
+_TASK_COLUMNS = ("name", "family", "output", "select_metric", "tag_loss", "image_loss", "encoder", "ensemble")
+
+
+def catalog_in_sync(connection: Connection) -> bool:
+    rows = connection.execute(select(*(getattr(TaskRow, c) for c in _TASK_COLUMNS))).all()
+    return {tuple(r) for r in rows} == catalog_rows()
+
+
+def sync_catalog(connection: Connection) -> None:
+    """Make the ``tasks`` table equal the catalog (caller commits): what ``db upgrade`` and the
+    first use of a registry do, so adding a task to the catalog reaches the SQL views."""
+    connection.execute(delete(TaskRow))
+    connection.execute(insert(TaskRow), [dict(zip(_TASK_COLUMNS, row)) for row in sorted(catalog_rows())])

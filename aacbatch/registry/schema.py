@@ -141,6 +141,7 @@ class Run(Base):
     random_weights: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     host: Mapped[str | None] = mapped_column(Text)
     git_rev: Mapped[str | None] = mapped_column(String(64))
+    seed_group: Mapped[str | None] = mapped_column(String(64), index=True)  # equal for runs differing only in seed
     started_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -164,11 +165,26 @@ class Score(Base):
     id: Mapped[str] = _id()
     run_id: Mapped[str | None] = mapped_column(String(36))
     system_id: Mapped[str | None] = _ref(nullable=True)
+    dataset_id: Mapped[str | None] = _ref(nullable=True)  # the dataset it was computed on
     split: Mapped[str] = mapped_column(String(64), nullable=False)
     metric: Mapped[str] = mapped_column(String(64), nullable=False)
     value: Mapped[float | None] = mapped_column(Double)
     reason: Mapped[str | None] = mapped_column(Text)
     epoch: Mapped[int | None] = mapped_column(Integer)
+    ci_low: Mapped[float | None] = mapped_column(Double)  # bootstrap interval over clips (final scores)
+    ci_high: Mapped[float | None] = mapped_column(Double)
+    ci_level: Mapped[float | None] = mapped_column(Double)
+    provenance_id: Mapped[str | None] = mapped_column(String(64))  # what computed it (provenance table)
+    created_at: Mapped[datetime] = _created()
+
+
+class ProvenanceRecord(Base):
+    """How a score was computed — implementation, versions, file hashes, tokenisation — keyed
+    by the hash of the record, so identical computations share one row."""
+
+    __tablename__ = "provenance"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_json: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created()
 
 
@@ -179,6 +195,7 @@ class Prediction(Base):
     id: Mapped[str] = _id()
     run_id: Mapped[str | None] = _ref(nullable=True)
     system_id: Mapped[str | None] = _ref(nullable=True)
+    dataset_id: Mapped[str | None] = _ref(nullable=True)  # the dataset of the split
     split: Mapped[str] = mapped_column(String(64), nullable=False)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     clip_id: Mapped[str | None] = mapped_column(String(36))
@@ -194,11 +211,27 @@ class System(Base):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    dataset_id: Mapped[str | None] = _ref(nullable=True)  # the dataset its members were selected on
     query_text: Mapped[str] = mapped_column(Text, nullable=False)
     params_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
     warnings: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
+
+
+class TaskRow(Base):
+    """The catalog's facts about one task (:mod:`aacbatch.catalog`), for SQL: views join this
+    table instead of naming tasks. ``db upgrade`` (and the first use of a registry) fills it."""
+
+    __tablename__ = "tasks"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    family: Mapped[str] = mapped_column(String(32), nullable=False)
+    output: Mapped[str] = mapped_column(String(32), nullable=False)
+    select_metric: Mapped[str] = mapped_column(String(64), nullable=False)
+    tag_loss: Mapped[bool] = mapped_column(Boolean, nullable=False)  # trains with the tag regression term
+    image_loss: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    encoder: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    ensemble: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
 class SystemMember(Base):

@@ -25,11 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sqlalchemy import select
 
-from aacbatch.errors import InputError, NotFoundError
-from aacbatch.registry.schema import FeatureSet, Run, System, SystemMember
+from aacbatch import catalog
+from aacbatch.batches import pad_ragged
+from aacbatch.errors import InputError
+from aacbatch.hashing import content_sha256
+from aacbatch.models.checkpoints import CheckpointRecord, build_model, read_checkpoint
+from aacbatch.models.text import TextEncoder, default_text_model_dir, load_tokenizer, model_identity, tokenize
+from aacbatch.registry.features import feature_set_by_id
+from aacbatch.registry.runs import best_checkpoint, get_run
 from aacbatch.registry.store import Registry
+from aacbatch.registry.systems import members_of, system_by_name
 
 
 @dataclass(frozen=True)
@@ -47,39 +53,25 @@ class Member:
 
 
 def resolve_model(registry: Registry, run: str | None, system: str | None) -> list[tuple[str, float]]:
-    """``--run RUN_ID`` or ``--system NAME`` → [(run id, weight)] in rank order."""
-    from aacbatch.train.runs import get_run
-
+    """``--run RUN_ID`` (or prefix) or ``--system NAME`` → [(run id, weight)] in rank order."""
     if (run is None) == (system is None):
         raise InputError("give exactly one of --run RUN_ID or --system NAME")
     if run is not None:
         return [(get_run(registry, run).id, 1.0)]
-    with registry.transaction() as session:
-        row = session.scalar(select(System).where(System.name == system))
-        if row is None:
-            known = ", ".join(session.scalars(select(System.name).order_by(System.name))) or "none yet"
-            raise NotFoundError(f"unknown system {system!r} (known: {known}); build one with `aacbatch system build`")
-        pairs = session.execute(select(SystemMember.run_id, SystemMember.weight)
-                                .where(SystemMember.system_id == row.id).order_by(SystemMember.rank)).all()
+    pairs = members_of(registry, system_by_name(registry, system))
     if not pairs:
         raise InputError(f"system {system!r} has no members: rebuild it with `aacbatch system build {system}`")
     if any(w <= 0 for _, w in pairs):
         raise InputError(f"system {system!r} has a member with a weight <= 0: its scores cannot be averaged")
-    return [(run_id, float(weight)) for run_id, weight in pairs]
+    return pairs
 
 
 def members(registry: Registry, pairs: Sequence[tuple[str, float]]) -> list[Member]:
     """Each (run id, weight) with its best checkpoint, checked to be a retrieval run."""
-    from aacbatch.models.text import content_sha256
-    from aacbatch.registry.lookup import checkpoint_of
-    from aacbatch.train.retrieval import RETRIEVAL_TASKS
-
     out = []
     for run_id, weight in pairs:
-        path = checkpoint_of(registry, run_id, RETRIEVAL_TASKS)
-        with registry.transaction() as session:
-            task = session.get(Run, run_id).task
-        out.append(Member(run_id, task, weight, path, content_sha256(path.parent, [path])))
+        run, path = best_checkpoint(registry, run_id, catalog.tasks_where(family="retrieval"), "search model")
+        out.append(Member(run.id, run.task, weight, path, content_sha256(path.parent, [path])))
     return out
 
 
@@ -99,16 +91,12 @@ class RunEncoder:
 
     def embed_audio(self, logmels: Sequence[np.ndarray]) -> np.ndarray:
         """[(T_i, 64)] log-mels → (B, E) unit vectors; one zero-padded batch (padding is masked)."""
-        from aacbatch.batches import pad_ragged
-
         mel, lengths = pad_ragged(list(logmels))
         with torch.no_grad():
             return self.model.encode_audio(torch.from_numpy(mel), torch.from_numpy(lengths))[0].numpy()
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """[str] → (B, E) unit vectors; texts longer than ``max_tokens`` are cut (see :meth:`n_tokens`)."""
-        from aacbatch.models.text import tokenize
-
         ids, mask = tokenize(self.tokenizer, list(texts), self.max_tokens)
         with torch.no_grad():
             cls = self.text_encoder(torch.from_numpy(ids), torch.from_numpy(mask))
@@ -121,18 +109,13 @@ class RunEncoder:
 
 def load_encoders(registry: Registry, model: Sequence[Member]) -> list[RunEncoder]:
     """A :class:`RunEncoder` per member; members with the same locked text model share it."""
-    from aacbatch.models.clap import Clap, ClapConfig
-    from aacbatch.models.text import TextEncoder, load_tokenizer
-
     shared: dict[Path, tuple] = {}
     out = []
     for member in model:
-        ckpt = torch.load(member.checkpoint, map_location="cpu", weights_only=False)
-        clap = Clap(ClapConfig(**ckpt["model_config"]))
-        clap.load_state_dict(ckpt["model"])
-        clap.eval()
-        finetuned = ckpt["config"]["text"] == "finetune"
-        folder, max_tokens = _text_model(registry, member.run_id, ckpt, finetuned)
+        record = read_checkpoint(member.checkpoint)
+        clap = build_model(record).eval()
+        finetuned = record.config["text"] == "finetune"
+        folder, max_tokens = _text_model(registry, member.run_id, record, finetuned)
         if finetuned:
             encoder, tokenizer = clap.text, load_tokenizer(folder)
         else:
@@ -143,20 +126,17 @@ def load_encoders(registry: Registry, model: Sequence[Member]) -> list[RunEncode
     return out
 
 
-def _text_model(registry: Registry, run_id: str, ckpt: dict, finetuned: bool) -> tuple[Path, int]:
+def _text_model(registry: Registry, run_id: str, record: CheckpointRecord, finetuned: bool) -> tuple[Path, int]:
     """The tokenizer/encoder folder and token limit of the feature set the run read captions from."""
-    from aacbatch.models.text import default_text_model_dir, model_identity
-
-    set_name = ckpt["config"]["tokens" if finetuned else "text_emb"]
-    ids = [s["id"] for s in ckpt["feature_sets"] if s["name"] == set_name]
-    with registry.transaction() as session:
-        row = session.get(FeatureSet, ids[0]) if ids else None
+    set_name = record.config["tokens" if finetuned else "text_emb"]
+    ids = [s["id"] for s in record.feature_sets if s["name"] == set_name]
+    row = feature_set_by_id(registry, ids[0]) if ids else None
     if row is None:
         raise InputError(f"run {run_id} read captions from feature set {set_name!r}, which is no longer registered: "
                          "its text model is unknown; featurize it again or use another run")
     params = json.loads(row.spec_json)["params"]
     if finetuned:  # training checked that the tokens set was made with this folder's tokenizer
-        return Path(ckpt["model_config"]["text_model"]), int(params["max_length"])
+        return Path(record.model_config["text_model"]), int(params["max_length"])
     folder = default_text_model_dir() if params["model"] == "default" else Path(params["model"])
     recorded = json.loads(row.model_identity or "{}")
     if model_identity(folder)["sha256"] != recorded.get("sha256"):

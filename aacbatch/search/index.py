@@ -29,25 +29,30 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from fsspec.core import url_to_fs
 
-from aacbatch.cache import ArraySpec, FeatureStore, fingerprint
-from aacbatch.data.audio import AUDIO_SUFFIXES, AudioInfo, probe
-from aacbatch.errors import InputError
-from aacbatch.registry.schema import Dataset, FeatureSet, utcnow
+from aacbatch import catalog
+from aacbatch.audio import logmel
+from aacbatch.audio.files import AUDIO_SUFFIXES, AudioInfo, probe
+from aacbatch.audio.waveform import load_32k
+from aacbatch.cache import ArraySpec, FeatureStore, cache_url
+from aacbatch.captioning import caption_logmels
+from aacbatch.errors import InputError, first_line
+from aacbatch.hashing import content_sha256, fingerprint
+from aacbatch.names import check_name
+from aacbatch.registry.datasets import dataset_names
+from aacbatch.registry.indexes import INDEX_FORMAT, Registered, registered_index, switch_version
+from aacbatch.registry.runs import best_checkpoint, runs_by_id
 from aacbatch.registry.store import Registry
-
-INDEX_FORMAT = "index"  # datasets.format and feature_sets.kind of an index
-SET_NAME = "index"
+from aacbatch.search.encoders import load_encoders, members, resolve_model
 BLOCK_SIZE = 1024  # files per resumable block and per chunk of every array (few chunks: fast reads)
 MEL_SLICE = 128  # files whose log-mels are held at once while embedding
 FRAME_BUDGET = 16_000  # log-mel frames per encoder batch (batch size × longest clip): bounds memory
 MAX_SECONDS = 60.0
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -77,53 +82,24 @@ class IndexResult:
     removed: int
     embedded: int  # files embedded by this run (not copied, not done by an interrupted run)
     unreadable: list[tuple[str, str]]  # (relative path, reason): skipped
-    non_audio: int  # files skipped for their extension
+    non_audio: int  # files libsndfile cannot read that do not look like audio either (text, images, …)
     cut: int  # files longer than max_seconds, embedded from their start
     url: str
-
-
-@dataclass(frozen=True)
-class Registered:
-    """An index's registry rows: its folder, model spec and current version."""
-
-    dataset: Dataset
-    feature_set: FeatureSet
-
-    @property
-    def spec(self) -> dict:
-        return json.loads(self.feature_set.spec_json)
-
-    @property
-    def identity(self) -> dict:
-        return json.loads(self.feature_set.model_identity)
-
-
-def registered_index(registry: Registry, name: str) -> Registered | None:
-    """The index ``name``, None if there is none; an error if ``name`` is a corpus."""
-    with registry.transaction() as session:
-        ds = session.scalar(select(Dataset).where(Dataset.name == name))
-        fs = ds and session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == SET_NAME))
-    if ds is not None and ds.format != INDEX_FORMAT:
-        raise InputError(f"{name!r} is a {ds.format} dataset, not an index: name another index "
-                         "(`aacbatch sql --query indexes` lists them)")
-    return Registered(ds, fs) if ds is not None and fs is not None else None
+    non_audio_files: list[str] = field(default_factory=list)  # their relative paths (for -v)
 
 
 def known_indexes(registry: Registry) -> list[str]:
-    with registry.transaction() as session:
-        return list(session.scalars(select(Dataset.name).where(Dataset.format == INDEX_FORMAT).order_by(Dataset.name)))
+    return dataset_names(registry, INDEX_FORMAT)
 
 
-def scan_folder(folder: Path) -> tuple[list[AudioFile], int]:
-    """Audio files below ``folder`` (by extension, sorted by relative path) and the count of other files."""
-    audio, other = [], 0
+def scan_folder(folder: Path) -> list[AudioFile]:
+    """Every file below ``folder``, sorted by relative path. Which of them are audio is decided
+    by probing their content (libsndfile), not by their extension: an ``.oga`` is Ogg Vorbis."""
+    files = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            other += 1
-            continue
         stat = path.stat()
-        audio.append(AudioFile(path.relative_to(folder).as_posix(), path, stat.st_size, stat.st_mtime_ns))
-    return audio, other
+        files.append(AudioFile(path.relative_to(folder).as_posix(), path, stat.st_size, stat.st_mtime_ns))
+    return files
 
 
 def default_name(folder: Path) -> str:
@@ -139,39 +115,36 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
     ``progress(total, description)`` returns a tqdm-like bar. See the module docstring for
     what is kept, recomputed and when the registry changes.
     """
-    from aacbatch.search.encoders import members, resolve_model
-
     folder = Path(folder).expanduser().absolute()
     if not folder.is_dir():
         raise InputError(f"audio folder {folder} does not exist or is not a folder")
     name = name or default_name(folder)
-    if not _NAME.match(name):
-        raise InputError(f"index name {name!r}: use letters, digits, '_', '.' and '-' (not first)")
+    check_name(name, "index name")
     if max_seconds <= 0:
         raise InputError(f"--max-seconds must be positive, got {max_seconds:g}")
     model = members(registry, resolve_model(registry, run, system))
+    identity_of_captions = _caption_identity(registry, caption_runs)
+    caption_runs = [c["run_id"] for c in identity_of_captions]  # full ids, as the spec records them
     spec = {"runs": [m.run_id for m in model], "weights": [m.weight for m in model], "system": system,
             "caption_runs": list(caption_runs), "max_seconds": max_seconds}
-    identity = {"members": [m.identity() for m in model], "captions": _caption_identity(registry, caption_runs)}
+    identity = {"members": [m.identity() for m in model], "captions": identity_of_captions}
     current = registered_index(registry, name)
     previous = None
     if current is not None and not replace:
         _check_same_model(current, folder, spec, identity)
         previous = FeatureStore.open(current.feature_set.path)
 
-    files, non_audio = scan_folder(folder)
-    plan, unreadable, counts = _plan(files, previous, progress)
+    plan, unreadable, skipped, counts = _plan(scan_folder(folder), previous, progress)
+    non_audio = len(skipped)
     if not plan:
         example = f" (e.g. {unreadable[0][0]}: {unreadable[0][1]})" if unreadable else ""
         raise InputError(f"no readable audio in {folder}: {len(unreadable)} unreadable audio file(s){example} and "
-                         f"{non_audio} other file(s); aacbatch reads {', '.join(AUDIO_SUFFIXES)}")
+                         f"{non_audio} other file(s) libsndfile cannot read (wav, flac, ogg/oga, mp3, aiff, …)")
     fp = fingerprint(spec, identity, str(folder), [(p.id, p.file.name, p.file.size, p.file.mtime_ns) for p in plan])
     if current is not None and current.feature_set.fingerprint == fp:
         store = FeatureStore.open(current.feature_set.path)
         return IndexResult(name, "unchanged", current.dataset.n_clips, len(plan), 0, 0, 0, 0, unreadable, non_audio,
-                           _long_files(store, max_seconds), store.url)
-
-    from aacbatch.featurize.job import cache_url
+                           _long_files(store, max_seconds), store.url, skipped)
 
     url = cache_url(registry.settings, name, f"index-{fp[:16]}")
     meta = {"kind": INDEX_FORMAT, "name": name, "folder": str(folder), "spec": spec, "model_identity": identity,
@@ -200,7 +173,7 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
     _drop_other_versions(url)
     status = "created" if current is None else "updated"
     return IndexResult(name, status, good, counts["kept"], counts["added"], counts["changed"], counts["removed"],
-                       builder.embedded, unreadable, non_audio, _long_files(store, max_seconds), url)
+                       builder.embedded, unreadable, non_audio, _long_files(store, max_seconds), url, skipped)
 
 
 def _long_files(store: FeatureStore, max_seconds: float) -> int:
@@ -226,19 +199,18 @@ def describe(spec: dict) -> str:
 
 
 def _caption_identity(registry: Registry, caption_runs: Sequence[str]) -> list[dict]:
-    from aacbatch.models.text import content_sha256
-    from aacbatch.registry.lookup import checkpoint_of
-
     out = []
-    for run_id in caption_runs:
-        path = checkpoint_of(registry, run_id, ("caption",))
-        out.append({"run_id": run_id, "checkpoint_sha256": content_sha256(path.parent, [path])})
+    for ref in caption_runs:
+        run, path = best_checkpoint(registry, ref, catalog.tasks_where(family="caption"), "--caption-run")
+        out.append({"run_id": run.id, "checkpoint_sha256": content_sha256(path.parent, [path])})
     return out
 
 
 def _plan(files: list[AudioFile], previous: FeatureStore | None,
-          progress: Callable | None) -> tuple[list[PlannedFile], list[tuple[str, str]], dict[str, int]]:
-    """Each readable file with its id, and whether it is copied (unchanged) or embedded.
+          progress: Callable | None) -> tuple[list[PlannedFile], list[tuple[str, str]], list[str], dict[str, int]]:
+    """Each readable file with its id, and whether it is copied (unchanged) or embedded; the
+    files that look like audio (by extension) but cannot be read, with why; the other files
+    libsndfile cannot read (not audio: skipped).
 
     A file keeps its id while it stays at the same path; new paths get ids above every id
     used so far, in path order, so the same folder always gives the same plan (resume)."""
@@ -252,12 +224,15 @@ def _plan(files: list[AudioFile], previous: FeatureStore | None,
     next_id = max((v[0] for v in old.values()), default=-1) + 1
     to_check = [f for f in files if not _unchanged(old.get(f.name), f)]
     bar = progress(len(to_check), "checking audio") if progress and to_check else None
-    infos, unreadable = {}, []
+    infos, unreadable, skipped = {}, [], []
     for f in to_check:
         try:
             infos[f.name] = probe(f.path)
         except InputError as exc:
-            unreadable.append((f.name, _reason(exc)))
+            if Path(f.name).suffix.lower() in AUDIO_SUFFIXES:
+                unreadable.append((f.name, first_line(exc)))
+            else:
+                skipped.append(f.name)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -278,15 +253,11 @@ def _plan(files: list[AudioFile], previous: FeatureStore | None,
             plan.append(PlannedFile(file_id, f, infos[f.name], None))
     present = {p.file.name for p in plan}
     counts["removed"] = sum(1 for n, v in old.items() if not v[4] and n not in present)
-    return plan, unreadable, counts
+    return plan, unreadable, skipped, counts
 
 
 def _unchanged(before: tuple | None, f: AudioFile) -> bool:
     return before is not None and not before[4] and (before[2], before[3]) == (f.size, f.mtime_ns)
-
-
-def _reason(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class _Builder:
@@ -295,7 +266,7 @@ class _Builder:
     def __init__(self, registry: Registry, model: list, caption_runs: list[str], max_seconds: float,
                  plan: list[PlannedFile], previous: FeatureStore | None):
         self.registry, self.model, self.caption_runs = registry, model, caption_runs
-        self.max_samples = int(max_seconds * 32000)
+        self.max_samples = int(max_seconds * logmel.SAMPLE_RATE)
         self.previous = previous
         self.embedded = 0
         self._encoders = None
@@ -307,8 +278,6 @@ class _Builder:
     @property
     def encoders(self):
         if self._encoders is None:
-            from aacbatch.search.encoders import load_encoders
-
             self._encoders = load_encoders(self.registry, self.model)
         return self._encoders
 
@@ -351,7 +320,7 @@ class _Builder:
                     mels[k] = self._logmel(rows[k])
                 except Exception as exc:  # decoding errors of one file: listed, skipped
                     bad.append(k)
-                    reasons.append((rows[k].file.name, _reason(exc)))
+                    reasons.append((rows[k].file.name, first_line(exc)))
                     if bar is not None:
                         bar.update(1)
             order = sorted(mels, key=lambda k: len(mels[k]))
@@ -361,8 +330,6 @@ class _Builder:
                 if bar is not None:
                     bar.update(len(batch))
             if self.caption_runs and mels:
-                from aacbatch.captioning import caption_logmels
-
                 for k, text in zip(order, caption_logmels(self.registry, self.caption_runs, [mels[k] for k in order])):
                     captions[k] = text
             self.embedded += len(mels)
@@ -370,9 +337,6 @@ class _Builder:
 
     def _logmel(self, row: PlannedFile) -> np.ndarray:
         """(T, 64) log-mel of the file's first ``max_samples`` samples at 32 kHz (as the ``mel`` kind)."""
-        from aacbatch.featurize import logmel
-        from aacbatch.featurize.mel import load_32k
-
         return logmel.log_mel(load_32k(row.file.path, row.info.frames, row.info.sample_rate)[:self.max_samples])
 
 
@@ -388,10 +352,7 @@ def _batches(items: list[int], lengths: list[int]) -> list[list[int]]:
 
 
 def _random_weights(registry: Registry, run_ids: list[str]) -> bool:
-    from aacbatch.registry.schema import Run
-
-    with registry.transaction() as session:
-        return any(session.get(Run, r).random_weights for r in run_ids)
+    return any(r.random_weights for r in runs_by_id(registry, run_ids).values())
 
 
 def index_arrays(dims: Sequence[int], captions: bool) -> dict[str, ArraySpec]:
@@ -411,38 +372,13 @@ def register_version(registry: Registry, store: FeatureStore, *, replaces: str |
     index): if the registry holds another one, a concurrent run switched the index meanwhile
     and nothing is written."""
     meta = store.meta
-    name, folder, fp = meta["name"], meta["folder"], meta["fingerprint"]
-    n_files = store.n_items - len(store.bad_items())
-    captions = "caption" in meta["arrays"]
-    with registry.transaction() as session:
-        ds = session.scalar(select(Dataset).where(Dataset.name == name))
-        fs = ds and session.scalar(select(FeatureSet).where(FeatureSet.dataset_id == ds.id, FeatureSet.name == SET_NAME))
-        if (fs.fingerprint if fs is not None else None) != replaces:
-            raise InputError(f"index {name!r} was changed by another process while this one was building it: "
-                             "run the command again")
-        fields = dict(format=INDEX_FORMAT, source_path=folder, fingerprint=fp, n_clips=n_files,
-                      n_captions=n_files if captions else 0)
-        if ds is None:
-            ds = Dataset(name=name, **fields)
-            session.add(ds)
-            session.flush()
-        else:
-            for key, value in fields.items():
-                setattr(ds, key, value)
-        row = dict(kind=INDEX_FORMAT, fingerprint=fp, spec_json=json.dumps(meta["spec"]),
-                   model_identity=json.dumps(meta["model_identity"]), random_weights=random_weights, path=store.url,
-                   status="complete", n_items=n_files, updated_at=utcnow())
-        if fs is None:
-            session.add(FeatureSet(name=SET_NAME, dataset_id=ds.id, **row))
-        else:
-            for key, value in row.items():
-                setattr(fs, key, value)
+    switch_version(registry, name=meta["name"], folder=meta["folder"], fingerprint=meta["fingerprint"], url=store.url,
+                   spec=meta["spec"], identity=meta["model_identity"], n_files=store.n_items - len(store.bad_items()),
+                   captions="caption" in meta["arrays"], random_weights=random_weights, replaces=replaces)
 
 
 def _drop_other_versions(keep: str) -> None:
     """Delete the index's other version folders (the replaced one, abandoned partial ones)."""
-    from fsspec.core import url_to_fs
-
     fs, kept = url_to_fs(keep)
     parent = kept.rstrip("/").rsplit("/", 1)[0]
     for path in fs.glob(f"{parent}/index-*.zarr"):

@@ -17,6 +17,7 @@ a 100k-file index, measured on 2 shared cores).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,10 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from aacbatch.errors import InputError, NotFoundError
+from aacbatch.cache import FeatureStore
+from aacbatch.errors import InputError, NotFoundError, shown
+from aacbatch.registry.indexes import Registered, registered_index
+from aacbatch.registry.queries import describe_model
 from aacbatch.registry.store import Registry
-from aacbatch.search.index import Registered, describe, known_indexes, registered_index
+from aacbatch.search.encoders import load_encoders, members, resolve_model
+from aacbatch.search.index import describe, known_indexes
+from aacbatch.textfiles import read_utf8
+
+
+RANK_CHUNK = 8192
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,52 @@ class Results:
     query: str
     hits: list[Hit]
     notes: list[str]  # e.g. the query was cut to the text encoder's token limit
+    expected: str | None = None  # a file the query should find (batch queries)
+    expected_rank: int | None = None  # its 1-based pessimistic rank among every indexed file
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    expected: str | None = None  # path relative to the indexed folder
+
+
+def check_query(text: str, k: int) -> str:
+    """A query as it is searched, or a one-line error — checked before any model loads."""
+    text = text.strip()
+    if not text:
+        raise InputError('empty query: describe the sound to find, e.g. "a dog barks while cars pass"')
+    if k < 1:
+        raise InputError(f"-k must be at least 1, got {k}")
+    return text
+
+
+def read_queries(path: Path, k: int) -> list[Query]:
+    """Queries from a file: one per line (blank lines and ``#`` comments skipped; ``TEXT<TAB>FILE``
+    names the file it should find), or JSON: a list of strings or of ``{"query", "expected"}``."""
+    text = read_utf8(Path(path), "queries file")
+    if Path(path).suffix.lower() == ".json":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"queries file {shown(path)} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        if not isinstance(items, list):
+            raise InputError(f"queries file {shown(path)}: expected a JSON list of queries")
+        queries = [Query(i) if isinstance(i, str) else Query(i.get("query", ""), i.get("expected"))
+                   if isinstance(i, dict) else None for i in items]
+        if None in queries:
+            raise InputError(f"queries file {shown(path)}: each item is a string or an object with query/expected")
+    else:
+        queries = [Query(*(line.split("\t", 1) + [None])[:2]) for line in text.splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")]
+    if not queries:
+        raise InputError(f"queries file {shown(path)} holds no queries")
+    for number, q in enumerate(queries, 1):
+        try:
+            check_query(q.text, k)
+        except InputError as exc:
+            raise InputError(f"queries file {shown(path)}, query {number}: {exc}") from None
+    return [Query(q.text.strip(), q.expected.strip() if q.expected else None) for q in queries]
 
 
 @dataclass(frozen=True)
@@ -76,8 +132,6 @@ def find_index(registry: Registry, name: str) -> Registered:
 
 def load_index(registry: Registry, name: str) -> LoadedIndex:
     """The current version of index ``name``, read whole."""
-    from aacbatch.cache import FeatureStore
-
     found = find_index(registry, name)
     store = FeatureStore.open(found.feature_set.path)
     bad = store.bad_items()
@@ -99,8 +153,6 @@ def rank(embeddings: Sequence[np.ndarray], queries: Sequence[np.ndarray], weight
 
     ``embeddings[m]`` (n, E_m) float16 and ``queries[m]`` (E_m,) are member m's unit vectors.
     """
-    import torch
-
     w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
     n = len(embeddings[0])
     coarse = torch.zeros(n, dtype=torch.float32)
@@ -117,17 +169,16 @@ def rank(embeddings: Sequence[np.ndarray], queries: Sequence[np.ndarray], weight
 class Searcher:
     """An index with its model's text encoders, ready for queries."""
 
-    def __init__(self, index: LoadedIndex, encoders: list):
+    def __init__(self, index: LoadedIndex, encoders: list, model: str = ""):
         self.index = index
         self.encoders = encoders
+        self.model = model  # what the model is, in one line (registry.queries.describe_model)
         self._lock = threading.Lock()  # torch's thread count is process-wide: one query at a time
 
     @classmethod
     def open(cls, registry: Registry, name: str, run: str | None = None, system: str | None = None) -> "Searcher":
         """Load index ``name`` and the run(s) that built it. ``run``/``system``, when given,
         must be what built it: embeddings of one model mean nothing to another's queries."""
-        from aacbatch.search.encoders import load_encoders, members, resolve_model
-
         index = load_index(registry, name)
         built_with = list(zip(index.spec["runs"], index.spec["weights"]))
         if run is not None or system is not None:
@@ -142,24 +193,43 @@ class Searcher:
             if member.sha256 != sha:
                 raise InputError(f"the checkpoint of run {member.run_id} ({member.checkpoint}) changed since index "
                                  f"{name!r} was built: rebuild it with `aacbatch index {index.folder} --replace`")
-        return cls(index, load_encoders(registry, model))
+        return cls(index, load_encoders(registry, model),
+                   describe_model(registry, [m.run_id for m in model], index.spec["system"]))
 
-    def search(self, query: str, k: int = 10) -> Results:
-        text = query.strip()
-        if not text:
-            raise InputError('empty query: describe the sound to find, e.g. "a dog barks while cars pass"')
-        if k < 1:
-            raise InputError(f"-k must be at least 1, got {k}")
+    def describe_model(self) -> str:
+        return self.model
+
+    def search(self, query: str, k: int = 10, expected: str | None = None) -> Results:
+        """The ``k`` best files for ``query``; with ``expected`` (a relative path in the index),
+        also its rank among every file."""
+        text = check_query(query, k)
         notes = sorted({f"the query is {n} tokens long; the text encoder reads only the first {e.max_tokens}, "
                         "the rest was ignored" for e in self.encoders if (n := e.n_tokens(text)) > e.max_tokens})
         with self._lock, _one_thread():
             queries = [e.embed_text([text])[0] for e in self.encoders]
             rows, scores = rank(self.index.embeddings, queries, self.index.spec["weights"], k)
+            expected_rank = self._rank_of(expected, queries) if expected is not None else None
         idx = self.index
         hits = [Hit(r + 1, int(idx.ids[row]), str(idx.names[row]), float(score), float(idx.durations[row]),
                     str(idx.captions[row]) if idx.captions is not None else None)
                 for r, (row, score) in enumerate(zip(rows, scores))]
-        return Results(text, hits, notes)
+        return Results(text, hits, notes, expected, expected_rank)
+
+    def search_many(self, queries: Sequence[Query], k: int = 10) -> list[Results]:
+        """Every query answered from this one load of the index and its model."""
+        return [self.search(q.text, k, q.expected) for q in queries]
+
+    def _rank_of(self, file: str, queries: list[np.ndarray]) -> int:
+        rows = np.flatnonzero(self.index.names == file)
+        if len(rows) == 0:
+            raise InputError(f"expected file {file!r} is not in index {self.index.name!r} (paths are relative to "
+                             f"{self.index.folder})")
+        w = np.asarray(self.index.spec["weights"], dtype=np.float64) / float(np.sum(self.index.spec["weights"]))
+        scores = np.zeros(len(self.index), dtype=np.float64)
+        for lo in range(0, len(scores), RANK_CHUNK):  # exact float32 scores, a chunk of rows at a time
+            scores[lo:lo + RANK_CHUNK] = sum(wm * (emb[lo:lo + RANK_CHUNK].astype(np.float32) @ q.astype(np.float32))
+                                             for emb, q, wm in zip(self.index.embeddings, queries, w))
+        return int((scores >= scores[rows[0]]).sum())  # pessimistic: ties count against it
 
     def audio_path(self, file_id: int) -> Path | None:
         """The file with id ``file_id`` if it is in the index and still inside its folder, else None."""
@@ -173,8 +243,6 @@ class Searcher:
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -9,6 +9,12 @@ never names a path, ids not in the index are 404, and the page uses no external 
 
 from __future__ import annotations
 
+import errno
+import socket
+
+from flask import Flask, abort, render_template, request, send_file
+from werkzeug.serving import make_server as werkzeug_server
+
 from aacbatch.errors import InputError
 from aacbatch.search.index import describe
 from aacbatch.search.query import Searcher
@@ -18,9 +24,7 @@ MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".mp3":
 MAX_K = 100
 
 
-def create_app(searcher: Searcher):
-    from flask import Flask, abort, render_template, request, send_file
-
+def create_app(searcher: Searcher) -> Flask:
     app = Flask(__name__, static_folder=None)  # no /static route: only the page and indexed audio
     index = searcher.index
 
@@ -34,7 +38,7 @@ def create_app(searcher: Searcher):
                 results = searcher.search(query, min(k, MAX_K))
             except InputError as exc:
                 error = str(exc)
-        return render_template("search.html", index=index, n_files=len(index), model=describe(index.spec),
+        return render_template("search.html", index=index, n_files=len(index), model=searcher.describe_model() or describe(index.spec),
                                query=query or "", results=results, error=error)
 
     @app.get("/audio/<int:file_id>")
@@ -47,11 +51,29 @@ def create_app(searcher: Searcher):
     return app
 
 
-def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000):
-    """A threaded WSGI server for the page (``port=0`` picks a free port: ``server.server_port``)."""
-    from werkzeug.serving import make_server as werkzeug_server
-
+def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A listening socket, or one line saying why not (a busy port). Bound here, not by
+    werkzeug, which would print its own two lines and exit instead of raising; bound before a
+    model is loaded, so a busy port is reported at once."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        return werkzeug_server(host, port, create_app(searcher), threaded=True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
     except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --port") from exc
+        sock.close()
+        busy = " (another program is listening there)" if exc.errno == errno.EADDRINUSE else ""
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{busy}; pass another --port "
+                         "(or --port 0 for any free one)") from exc
+    return sock
+
+
+def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000, sock: socket.socket | None = None):
+    """A threaded WSGI server for the page on ``sock`` (default: :func:`listen` on host and
+    port; ``port=0`` picks a free port: ``server.server_port``)."""
+    sock = sock or listen(host, port)
+    with sock:  # werkzeug duplicates the descriptor (socket.fromfd); this one is closed after
+        bound = sock.getsockname()[1]
+        server = werkzeug_server(host, bound, create_app(searcher), threaded=True, fd=sock.fileno())
+    server.server_port = bound  # set by socketserver's own bind, which a given descriptor skips
+    return server

@@ -13,11 +13,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from aacbatch.data.items import load_items
 from aacbatch.evaluate.retrieval import retrieval_metrics
-from aacbatch.featurize.items import load_items
+from aacbatch.featurize.sets import cached_set
+from aacbatch.registry.runs import RunRecorder
+from aacbatch.train.task import ClosedFormTask
 
 STOP = frozenset("a an the and or of in on at to is are be being with while as by from for it its this that there "
                  "can heard you hear sound sounds recording".split())
@@ -99,18 +103,31 @@ def evaluate_bow(model: BowBaseline, registry, dataset, split, mel_set) -> dict[
     return {f"t2a/{k}": v for k, v in retrieval_metrics(model.similarity(queries, summaries), relevant).items()}
 
 
-def fit_bow(registry, dataset: str, cfg: BowConfig, mel_set, recorder, run_dir) -> dict[str, dict]:
-    """Fit on the training split, score every split, save the weights as the run's checkpoint."""
-    summaries, captions, _, _ = split_data(registry, dataset, cfg.train_split, mel_set)
-    model = BowBaseline.fit(cfg, summaries, captions)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "best.npz"
-    np.savez(path, vocab=np.array(model.vocab), mean=model.mean, std=model.std, weights=model.weights)
-    recorder.checkpoint(path, epoch=1, step=0, is_best=True)
-    recorder.scores(cfg.val_split, evaluate_bow(model, registry, dataset, cfg.val_split, mel_set), epoch=1)
-    final = {}
-    for split in cfg.eval_splits:
-        final[split] = evaluate_bow(model, registry, dataset, split, mel_set)
-        recorder.scores(split, final[split], epoch=None)
-    recorder.status("finished")
-    return final
+class BowTask(ClosedFormTask):
+    """Fits :class:`BowBaseline` on the training split's cached log-mels and captions."""
+
+    Config = BowConfig
+
+    def __init__(self, registry, dataset: str, info, cfg: BowConfig):
+        super().__init__(registry, dataset, info, cfg)
+        self.mel_set = cached_set(registry, dataset, cfg.mel)
+
+    def inputs(self):
+        return [self.mel_set]
+
+    def fit(self, recorder: RunRecorder, run_dir: Path) -> dict[str, dict]:
+        """Fit on the training split, score every split, save the weights as the run's checkpoint."""
+        cfg, registry, dataset, mel_set = self.cfg, self.registry, self.dataset, self.mel_set
+        summaries, captions, _, _ = split_data(registry, dataset, cfg.train_split, mel_set)
+        model = BowBaseline.fit(cfg, summaries, captions)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "best.npz"
+        np.savez(path, vocab=np.array(model.vocab), mean=model.mean, std=model.std, weights=model.weights)
+        recorder.checkpoint(path, epoch=1, step=0, is_best=True)
+        recorder.scores(cfg.val_split, evaluate_bow(model, registry, dataset, cfg.val_split, mel_set), epoch=1)
+        final = {}
+        for split in cfg.eval_splits:
+            final[split] = evaluate_bow(model, registry, dataset, split, mel_set)
+            recorder.scores(split, final[split], epoch=None)
+        recorder.status("finished")
+        return final

@@ -16,17 +16,26 @@ user-supplied predictions would.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from aacbatch.batches import CachedBatches, Source, epoch_batches
+from aacbatch.data.items import load_items
+from aacbatch.decode import decode_clips
 from aacbatch.errors import InputError
-from aacbatch.featurize.items import load_items
+from aacbatch.evaluate.captions import CaptionEvaluation
+from aacbatch.evaluate.cider import CiderD
+from aacbatch.evaluate.ptb import tokenize
 from aacbatch.featurize.sets import cached_set
+from aacbatch.models.captioner import Captioner, CaptionerConfig, caption_loss
+from aacbatch.models.checkpoints import CheckpointRecord
 from aacbatch.models.vocab import Vocabulary
+from aacbatch.registry.runs import SplitResult
 from aacbatch.train.config import TrainingFields
+from aacbatch.train.task import Task
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,15 @@ class CaptionConfig(TrainingFields):
     vocab_from: tuple[str, ...] = ()  # other datasets whose training captions join the vocabulary
     beam_size: int = 3  # 1 = greedy decoding
     eval_splits: tuple[str, ...] = ("val", "eval")
-    select_metric: str = "cider_d"  # the only metric computed per epoch
 
     def __post_init__(self):
-        if self.select_metric != "cider_d":
+        super().__post_init__()
+        for name in ("captions_per_clip", "max_words", "min_word_count", "beam_size"):
+            if getattr(self, name) < (0 if name == "captions_per_clip" else 1):
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing = {self.label_smoothing!r} is out of range: must be in [0, 1)")
+        if self.select_metric not in (None, "cider_d"):  # the only metric scored every epoch
             raise ValueError(f"select_metric must be 'cider_d' (the metric scored every epoch), got {self.select_metric!r}")
         if not self.features:
             raise ValueError("features is required: the encoded feature set to caption from "
@@ -62,13 +76,11 @@ class SplitData:
     reference_tokens: list[list[str]] | None = None  # per clip, PTB-tokenised (filled on first use)
 
 
-class CaptionTask:
-    name = "caption"
+class CaptionTask(Task):
+    Config = CaptionConfig
 
-    def __init__(self, registry, dataset: str, cfg: CaptionConfig):
-        from aacbatch.models.captioner import Captioner, CaptionerConfig
-
-        self.registry, self.dataset, self.cfg = registry, dataset, cfg
+    def __init__(self, registry, dataset: str, info, cfg: CaptionConfig):
+        super().__init__(registry, dataset, info, cfg)
         self.encoded = cached_set(registry, dataset, cfg.features)
         identity = self.encoded.store.meta.get("model_identity") or {}
         if self.encoded.store.meta.get("kind") != "encoded":
@@ -87,8 +99,6 @@ class CaptionTask:
     def _vocabulary_and_targets(self) -> tuple[Vocabulary, dict[int, np.ndarray]]:
         """Vocabulary over the training captions of the dataset and of ``vocab_from``, and the
         dataset's training captions as target rows keyed by caption index (one JVM call)."""
-        from aacbatch.evaluate.ptb import tokenize
-
         split = self.cfg.train_split
         datasets = sorted({self.dataset, *self.cfg.vocab_from})  # one block each, in a fixed order: the
         blocks = [load_items(self.registry, d, split).captions for d in datasets]  # tokenizer reads across lines
@@ -115,15 +125,36 @@ class CaptionTask:
         order = [int(clips[r]) for r in first]
         return SplitData(examples, first, [ids[i] for i in order], [refs[i] for i in order])
 
-    # --- loop hooks -----------------------------------------------------------------------
+    # --- task hooks -----------------------------------------------------------------------
+
+    def inputs(self):
+        return [self.encoded]
+
+    def record(self) -> dict:
+        """The retrieval run whose encoder made the frames (SQL groups captioners by it)."""
+        return {"encoder_run": self.encoder_run}
+
+    def check_parent(self, parent: CheckpointRecord) -> None:
+        """A captioner's word embeddings only mean something with the parent's vocabulary, and
+        it only continues on the frames it learned."""
+        self.check_saved(parent, "give both runs the same captions with vocab_from")
+        theirs = parent.extras.get("encoder_run")
+        if theirs != self.encoder_run:
+            raise InputError(f"run {parent.run_id} read frames of encoder run {theirs}, this run reads "
+                             f"{self.encoder_run}'s: a captioner only continues on the frames it learned (featurize "
+                             f"encoded --from-run {theirs} for this dataset)")
+
+    def check_saved(self, saved: CheckpointRecord, why: str) -> None:
+        words = saved.extras.get("vocab")
+        if words is not None and list(words) != list(self.vocab.words):
+            raise InputError(f"run {saved.run_id}'s vocabulary differs from the one built now ({len(words)} vs "
+                             f"{len(self.vocab)} words): {why}")
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
         return epoch_batches(self._split(self.cfg.train_split).examples.clips, self.cfg.seed, epoch,
                              self.cfg.batch_size, self.cfg.captions_per_clip)
 
     def loss(self, batch: np.ndarray):
-        from aacbatch.models.captioner import caption_loss
-
         b = self._split(self.cfg.train_split).examples[batch]
         tokens = torch.from_numpy(np.stack([self.targets[int(i)] for i in b["caption_idx"]]))
         width = int((tokens != 0).sum(1).max())  # drop all-PAD columns
@@ -134,17 +165,12 @@ class CaptionTask:
 
     def generate(self, split: str) -> list[str]:
         """Beam-search captions of the split's clips (in ``clip_ids`` order)."""
-        from aacbatch.captioning import decode_clips
-
         data = self._split(split)
         return decode_clips([self.model], [data.examples], data.clip_rows, self.vocab, [1.0],
                             beam_size=self.cfg.beam_size, max_tokens=self.cfg.max_words)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Validation CIDEr-D of beam-search captions (no JVM: see the module docstring)."""
-        from aacbatch.evaluate.cider import CiderD
-        from aacbatch.evaluate.ptb import tokenize
-
         data = self._split(split)
         if data.reference_tokens is None:
             flat = iter(tokenize([r for refs in data.references for r in refs])[0])
@@ -152,14 +178,14 @@ class CaptionTask:
         captions = self.generate(split)
         return {"cider_d": CiderD().compute(captions, data.reference_tokens)[0]}
 
-    def final_evaluate(self, split: str):
+    def final_evaluate(self, split: str, run_dir: Path | None) -> SplitResult:
         """Every caption metric of the best checkpoint on ``split``, with its captions."""
-        from aacbatch.captioning import CaptionEvaluation
-
         data = self._split(split)
-        return CaptionEvaluation.score(dict(zip(data.clip_ids, self.generate(split))),
-                                       dict(zip(data.clip_ids, data.references)), self.registry.settings.home / "assets")
+        scored = CaptionEvaluation.score(dict(zip(data.clip_ids, self.generate(split))),
+                                         dict(zip(data.clip_ids, data.references)),
+                                         self.registry.settings.home / "assets")
+        return SplitResult(scored.metrics, scored.reasons, scored.captions, intervals=scored.intervals,
+                           provenance=scored.provenance)
 
     def describe(self) -> dict:
-        return {"model_family": "captioner", "model_config": asdict(self.model_config), "vocab": list(self.vocab.words),
-                "encoder_run": self.encoder_run, "features": self.cfg.features}
+        return {"vocab": list(self.vocab.words), "encoder_run": self.encoder_run, "features": self.cfg.features}

@@ -11,8 +11,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
-from aacbatch.featurize.items import load_items
+from aacbatch.data.items import load_items
+from aacbatch.evaluate.captions import CaptionEvaluation
+from aacbatch.evaluate.ptb import tokenize
+from aacbatch.registry.runs import RunRecorder, SplitResult
+from aacbatch.train.task import ClosedFormTask
 
 
 @dataclass(frozen=True)
@@ -23,29 +28,30 @@ class FrequentCaptionConfig:
 
 
 def most_frequent_caption(texts: list[str]) -> str:
-    from aacbatch.evaluate.ptb import tokenize
-
     counts = Counter(tokenize(texts)[0])
     return min(counts, key=lambda caption: (-counts[caption], caption))
 
 
-def fit_frequent_caption(registry, dataset: str, cfg: FrequentCaptionConfig, recorder, run_dir) -> dict[str, dict]:
-    """Pick the caption on the training split, score it on every split, store it as the checkpoint."""
-    from aacbatch.captioning import CaptionEvaluation
-    from aacbatch.train.runs import SplitResult
+class FrequentCaptionTask(ClosedFormTask):
+    Config = FrequentCaptionConfig
 
-    caption = most_frequent_caption([c.text for c in load_items(registry, dataset, cfg.train_split).captions])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "best.json"
-    path.write_text(json.dumps({"caption": caption}))
-    recorder.checkpoint(path, epoch=1, step=0, is_best=True)
-    results = {}
-    for split in cfg.eval_splits:
-        items = load_items(registry, dataset, split)
-        ids = {c.idx: c.id for c in items.clips}
-        references = {ids[idx]: texts for idx, texts in items.references().items()}
-        scored = CaptionEvaluation.score({k: caption for k in references}, references, registry.settings.home / "assets")
-        results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions)
-    recorder.final(results)
-    recorder.status("finished")
-    return {split: result.metrics for split, result in results.items()}
+    def fit(self, recorder: RunRecorder, run_dir: Path) -> dict[str, dict]:
+        """Pick the caption on the training split, score it on every split, store it as the checkpoint."""
+        registry, dataset, cfg = self.registry, self.dataset, self.cfg
+        caption = most_frequent_caption([c.text for c in load_items(registry, dataset, cfg.train_split).captions])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "best.json"
+        path.write_text(json.dumps({"caption": caption}))
+        recorder.checkpoint(path, epoch=1, step=0, is_best=True)
+        results = {}
+        for split in cfg.eval_splits:
+            items = load_items(registry, dataset, split)
+            ids = {c.idx: c.id for c in items.clips}
+            references = {ids[idx]: texts for idx, texts in items.references().items()}
+            scored = CaptionEvaluation.score({k: caption for k in references}, references,
+                                             registry.settings.home / "assets")
+            results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions, intervals=scored.intervals,
+                                         provenance=scored.provenance)
+        recorder.final(results)
+        recorder.status("finished")
+        return {split: result.metrics for split, result in results.items()}

@@ -6,42 +6,31 @@ RNG state (dropout, SpecAugment) is saved in every checkpoint, and torch runs wi
 deterministic algorithms, so a run resumed from its last checkpoint ends with the same
 weights and metrics as an uninterrupted one.
 
-Checkpoints describe themselves: task, full config, model config, feature-set fingerprints,
-parent run, optimiser/scheduler state, epoch, best metric and RNG state.
+Checkpoints describe themselves (:mod:`aacbatch.models.checkpoints`): task, full config, model
+config, feature-set fingerprints, parent run, optimiser state, epoch, best metric and RNG state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
 from aacbatch.errors import AacbatchError
+from aacbatch.models.checkpoints import CheckpointRecord, read_checkpoint, write_checkpoint
+from aacbatch.registry.runs import RunRecorder
 from aacbatch.train import distributed
-from aacbatch.train.runs import RunRecorder, SplitResult
 from aacbatch.train.schedule import warmup_cosine
+from aacbatch.train.task import Task
 
 
 class TrainingDiverged(AacbatchError):
     """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
-
-
-class Task(Protocol):
-    """What the loop needs from a task (tagger, retrieval, caption)."""
-
-    name: str
-    model: torch.nn.Module
-
-    def train_batches(self, epoch: int) -> list: ...
-    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]: ...
-    def evaluate(self, split: str) -> dict[str, float | None]: ...
-    def describe(self) -> dict: ...
 
 
 @dataclass
@@ -72,17 +61,29 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _save(path: Path, task: Task, optimizer, state: LoopState, extra: dict) -> None:
+def checkpoint_record(path: Path, task: Task, lineage: dict, training: dict | None = None) -> CheckpointRecord:
+    """The self-describing record of ``task``'s current weights (see
+    :mod:`aacbatch.models.checkpoints`); ``lineage`` holds run_id, task, dataset, config,
+    feature_sets and parent_run_id."""
+    model = task.model
+    return CheckpointRecord(path, model.MODEL_FAMILY, dataclasses.asdict(model.config), model.state_dict(),
+                            extras=task.describe(), training=training, **lineage)
+
+
+def _save(path: Path, task: Task, optimizer, state: LoopState, lineage: dict) -> None:
     if distributed.world()[0] != 0:
         return  # rank 0 writes; every rank holds identical weights
-    tmp = path.with_suffix(".tmp")
-    torch.save({**extra, **task.describe(), "model": task.model.state_dict(), "optimizer": optimizer.state_dict(),
-                "epoch": state.epoch, "step": state.step, "best": state.best, "history": state.history,
-                "torch_rng": torch.get_rng_state()}, tmp)
-    os.replace(tmp, path)  # a kill mid-save never leaves a truncated checkpoint
+    training = {"optimizer": optimizer.state_dict(), "epoch": state.epoch, "step": state.step, "best": state.best,
+                "history": state.history, "torch_rng": torch.get_rng_state()}
+    write_checkpoint(path, checkpoint_record(path, task, lineage, training))
 
 
-def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, extra: dict,
+def _plain(metrics: dict) -> dict:
+    """Metric values as Python floats, so checkpoints stay readable with ``weights_only``."""
+    return {k: None if v is None else float(v) for k, v in metrics.items()}
+
+
+def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, lineage: dict,
           resume_from: Path | None = None, log: Callable[[str], None] = print) -> dict[str, dict]:
     """Train, evaluate each epoch on ``cfg.val_split``, keep the best checkpoint by
     ``cfg.select_metric``, then score the best on every split in ``cfg.eval_splits``."""
@@ -90,25 +91,26 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
     optimizer = torch.optim.Adam(task.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = LoopState()
     if resume_from is not None:
-        ckpt = torch.load(resume_from, map_location="cpu", weights_only=False)
-        task.model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = LoopState(ckpt["epoch"], ckpt["step"], ckpt["best"], ckpt["history"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        saved = read_checkpoint(resume_from)
+        task.model.load_state_dict(saved.state)
+        optimizer.load_state_dict(saved.training["optimizer"])
+        state = LoopState(saved.training["epoch"], saved.training["step"], saved.training["best"],
+                          saved.training["history"])
+        torch.set_rng_state(saved.training["torch_rng"])
         log(f"resuming at epoch {state.epoch + 1}/{cfg.epochs}")
     recorder.status("running")
 
     steps_per_epoch = len(task.train_batches(0))
     total = steps_per_epoch * cfg.epochs
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    device_type = next(task.model.parameters()).device.type  # autocast where the tensors are
     for epoch in range(state.epoch, cfg.epochs):
         task.model.train()
         losses = []
         for batch in task.train_batches(epoch):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * warmup_cosine(state.step, warmup, total)
-            with torch.autocast(device_type="cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16,
-                                enabled=cfg.amp):
+            with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=cfg.amp):
                 loss, logs = task.loss(batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -126,6 +128,7 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
         task.model.eval()
         with torch.no_grad():
             metrics = task.evaluate(cfg.val_split)
+        metrics = _plain(metrics)
         metrics["loss"] = float(np.mean(losses)) if losses else None
         recorder.scores(cfg.val_split, metrics, epoch=epoch + 1)
         value = metrics.get(cfg.select_metric)
@@ -134,39 +137,29 @@ def train(task: Task, cfg: LoopConfig, recorder: RunRecorder, run_dir: Path, ext
         state.history.append({"epoch": epoch + 1, **metrics})
         if improved:
             state.best = value
-            _save(run_dir / "best.pt", task, optimizer, state, extra)
+            _save(run_dir / "best.pt", task, optimizer, state, lineage)
             recorder.checkpoint(run_dir / "best.pt", state.epoch, state.step, is_best=True)
-        _save(run_dir / "last.pt", task, optimizer, state, extra)
+        _save(run_dir / "last.pt", task, optimizer, state, lineage)
         recorder.checkpoint(run_dir / "last.pt", state.epoch, state.step, is_best=False)
         distributed.barrier()
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
         log(f"epoch {epoch + 1}/{cfg.epochs}: {shown}{' *' if improved else ''}")
 
     best_path = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
-    task.model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])
+    task.model.load_state_dict(read_checkpoint(best_path).state)
     final = score_splits(task, recorder, run_dir, cfg.eval_splits)
     recorder.status("finished")
     return final
 
 
 def score_splits(task: Task, recorder: RunRecorder, run_dir: Path, splits) -> dict[str, dict]:
-    """Final scores of the loaded model on ``splits`` (rows with epoch NULL), plus any
-    split-level artifacts the task saves (e.g. retrieval similarity matrices) and, for tasks
-    with a ``final_evaluate``, the reasons for NULL metrics and the generated captions.
-    Every split is scored before anything is recorded, in one transaction."""
-    results: dict[str, SplitResult] = {}
+    """Final scores of the loaded model on ``splits`` (rows with epoch NULL), with the reasons
+    for NULL metrics, generated captions and split-level artifacts the task saves (only the
+    rank that writes saves them). Every split is scored before anything is recorded, in one
+    transaction."""
     task.model.eval()
-    final_evaluate = getattr(task, "final_evaluate", None)  # e.g. captioning: every metric + captions
-    save_artifacts = getattr(task, "artifacts", None) if distributed.world()[0] == 0 else None
+    writes = distributed.world()[0] == 0
     with torch.no_grad():
-        for split in splits:
-            if final_evaluate is None:
-                result = SplitResult(task.evaluate(split))
-            else:
-                scored = final_evaluate(split)
-                result = SplitResult(scored.metrics, scored.reasons, scored.captions)
-            if save_artifacts is not None:
-                result = replace(result, artifacts=save_artifacts(split, run_dir))
-            results[split] = result
+        results = {split: task.final_evaluate(split, run_dir if writes else None) for split in splits}
     recorder.final(results)
     return {split: result.metrics for split, result in results.items()}

@@ -1,10 +1,11 @@
-"""``--task clap | clap_tag | claip | claip_tag``: text-to-audio retrieval from caches.
+"""The retrieval family: text-to-audio retrieval from caches (every catalog task of family
+``retrieval`` is this class; its ``losses`` say which terms join symmetric InfoNCE):
 
-* ``clap``: symmetric InfoNCE between audio and caption embeddings;
-* ``clap_tag``: + λ·MAE or MSLE between the trained encoder's tag scores and the cached
+* no extra loss (CLAP): symmetric InfoNCE between audio and caption embeddings;
+* ``tag`` (CLAP-TAG): + λ·MAE or MSLE between the trained encoder's tag scores and the cached
   teacher scores (feature kind ``tags``) — keeps the encoder's tagging knowledge;
-* ``claip``: + image→text InfoNCE with cached CLIP embeddings of Stable-Diffusion images
-  of each caption (feature kind ``images``); ``claip_tag``: both extra terms.
+* ``image`` (CLAIP): + image→text InfoNCE with cached CLIP embeddings of Stable-Diffusion
+  images of each caption (feature kind ``images``); both terms: CLAIP-TAG.
 
 An example is a (caption, clip) pair. Validation scores text→audio and audio→text R@1/5/10
 and mAP@10 over the split's captions and clips; the best epoch by ``select_metric`` is kept.
@@ -13,23 +14,29 @@ and mAP@10 over the split's captions and clips; the best epoch by ``select_metri
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
+from transformers import AutoConfig
 
+from aacbatch import catalog
 from aacbatch.batches import CachedBatches, Source, epoch_batches
+from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import retrieval_scores
-from aacbatch.featurize.items import load_items
+from aacbatch.evaluate.scored import score_retrieval
 from aacbatch.featurize.sets import cached_set
 from aacbatch.losses import TAG_LOSSES, info_nce, tag_regression
+from aacbatch.models.checkpoints import audio_encoder, read_checkpoint
 from aacbatch.models.clap import Clap, ClapConfig
-from aacbatch.models.cnn14 import CNN14_CONFIGS, load_tagger
-from aacbatch.registry.lookup import checkpoint_of
+from aacbatch.models.cnn14 import CNN14_CONFIGS
+from aacbatch.models.text import default_text_model_dir, model_identity
+from aacbatch.registry.runs import SplitResult, checkpoint_file
 from aacbatch.train import distributed
 from aacbatch.train.config import TrainingFields
-
-RETRIEVAL_TASKS = ("clap", "clap_tag", "claip", "claip_tag")
+from aacbatch.train.task import Task
 
 
 @dataclass(frozen=True)
@@ -51,19 +58,26 @@ class RetrievalConfig(TrainingFields):
     lr: float = 1e-4
     captions_per_clip: int = 0  # per epoch: 0 = every caption (paper); n = n random captions per clip
     eval_splits: tuple[str, ...] = ("val", "eval")
-    select_metric: str = "t2a/mAP@10"
+
+    RUN_FIELDS: ClassVar[dict[str, str]] = {"audio_init": "teacher"}  # field → catalog role of the run it names
 
     def __post_init__(self):
+        super().__post_init__()
+        for name in ("captions_per_clip", "tag_lambda", "image_lambda"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range: must be >= 0")
         if self.text not in ("finetune", "locked"):
             raise ValueError(f"text must be 'finetune' or 'locked', got {self.text!r}")
         if self.tag_loss not in TAG_LOSSES:
             raise ValueError(f"tag_loss must be one of {', '.join(TAG_LOSSES)}, got {self.tag_loss!r}")
 
 
-class RetrievalTask:
-    def __init__(self, registry, dataset: str, task: str, cfg: RetrievalConfig):
-        self.name, self.cfg = task, cfg
-        self.use_tags, self.use_images = task.endswith("_tag"), task.startswith("claip")
+class RetrievalTask(Task):
+    Config = RetrievalConfig
+
+    def __init__(self, registry, dataset: str, info, cfg: RetrievalConfig):
+        super().__init__(registry, dataset, info, cfg)
+        self.use_tags, self.use_images = info.uses_tags, info.uses_images
         self.sets = {"mel": cached_set(registry, dataset, cfg.mel)}
         text_key = "tokens" if cfg.text == "finetune" else "text_emb"
         self.sets[text_key] = cached_set(registry, dataset, getattr(cfg, text_key))
@@ -80,7 +94,8 @@ class RetrievalTask:
         cfg = self.cfg
         audio = None
         if cfg.audio_init:
-            audio = load_tagger(checkpoint_of(registry, cfg.audio_init, ("tagger",)), cfg.audio_model)
+            _, path = checkpoint_file(registry, cfg.audio_init, catalog.tasks_where(teacher=True), "run given as audio_init=")
+            audio = audio_encoder(read_checkpoint(path), cfg.audio_model)
             audio_cfg = asdict(audio.config)
         elif cfg.audio_model in CNN14_CONFIGS:
             audio_cfg = asdict(CNN14_CONFIGS[cfg.audio_model])
@@ -92,15 +107,11 @@ class RetrievalTask:
                 raise InputError(f"the audio encoder tags {audio_cfg['n_classes']} classes but the teacher scores have "
                                  f"{n_teacher}: initialise audio_init from the teacher (or a tagger with its labels)")
         if cfg.text == "finetune":
-            from aacbatch.models.text import default_text_model_dir, model_identity
-
             text_model = str(default_text_model_dir() if cfg.text_model == "default" else cfg.text_model)
             made_with = (self.sets["tokens"].store.meta["model_identity"] or {}).get("sha256")
             if made_with != model_identity(text_model)["sha256"]:
                 raise InputError(f"feature set {cfg.tokens!r} was tokenised with another model than text_model "
                                  f"({text_model}): featurize tokens with --set model={text_model} or change text_model")
-            from transformers import AutoConfig
-
             text_dim = AutoConfig.from_pretrained(text_model, local_files_only=True).hidden_size
         else:
             text_model = None
@@ -124,7 +135,10 @@ class RetrievalTask:
             sources["images"] = Source(self.sets["images"].store, "embedding", "caption")
         return CachedBatches(sources, [c.clip_idx for c in items.captions], [c.idx for c in items.captions])
 
-    # --- loop hooks -----------------------------------------------------------------------
+    # --- task hooks -----------------------------------------------------------------------
+
+    def inputs(self):
+        return list(self.sets.values())
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
         return epoch_batches(self.splits[self.cfg.train_split].clips, self.cfg.seed, epoch, self.cfg.batch_size,
@@ -146,7 +160,7 @@ class RetrievalTask:
         scale = self.model.scale()
         text = distributed.gather(self._text(b))
         loss = info_nce(distributed.gather(scale * audio), text, 1.0, clips)
-        logs = {"clap": float(loss.detach())}
+        logs = {"contrastive": float(loss.detach())}
         if self.use_tags:
             weight = distributed.share(len(b["clip_idx"]))  # per-example mean over the global batch
             reg = weight * tag_regression(tag_scores, torch.from_numpy(b["tags"]).float(), self.cfg.tag_loss)
@@ -157,7 +171,7 @@ class RetrievalTask:
             img = info_nce(image, text, 1.0, clips, symmetric=False)
             loss = loss + self.cfg.image_lambda * img
             logs["image"] = float(img.detach())
-        logs["loss"] = logs["clap"] + self.cfg.tag_lambda * logs.get("tag", 0.0) + self.cfg.image_lambda * logs.get("image", 0.0)
+        logs["loss"] = logs["contrastive"] + self.cfg.tag_lambda * logs.get("tag", 0.0) + self.cfg.image_lambda * logs.get("image", 0.0)
         return loss, logs
 
     def similarity(self, split: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,19 +187,18 @@ class RetrievalTask:
         return sim, np.searchsorted(clips, data.clips), clips
 
     def evaluate(self, split: str) -> dict[str, float]:
-        sim, relevant, clips = self.similarity(split)
-        self._last = (split, sim, relevant, clips)
+        sim, relevant, _ = self.similarity(split)
         return retrieval_scores(sim, relevant)
 
-    def artifacts(self, split: str, run_dir) -> dict:
-        """Save the split's similarity matrix (rows: caption idx, columns: clip idx) as .npz."""
-        done, sim, relevant, clips = self._last
-        if done != split:
-            sim, relevant, clips = self.similarity(split)
-        path = run_dir / f"similarity-{split}.npz"
-        np.savez_compressed(path, similarity=sim.astype(np.float32), caption_idx=self.splits[split].captions,
-                            clip_idx=clips, relevant=relevant)
-        return {"similarity": path}
-
-    def describe(self) -> dict:
-        return {"model_family": "clap", "model_config": asdict(self.model.config)}
+    def final_evaluate(self, split: str, run_dir: Path | None) -> SplitResult:
+        """Scores of ``split`` and its similarity matrix (rows: caption idx, columns: clip idx),
+        saved as .npz for systems to ensemble."""
+        sim, relevant, clips = self.similarity(split)
+        scored = score_retrieval(sim, relevant, [str(c) for c in clips])
+        artifacts = {}
+        if run_dir is not None:
+            artifacts["similarity"] = path = run_dir / f"similarity-{split}.npz"
+            np.savez_compressed(path, similarity=sim.astype(np.float32), caption_idx=self.splits[split].captions,
+                                clip_idx=clips, relevant=relevant)
+        return SplitResult(scored.metrics, artifacts=artifacts, intervals=scored.intervals,
+                           provenance=scored.provenance)

@@ -1,100 +1,32 @@
-"""``aacbatch train``: build a task from its config, register the run, run the loop.
+"""``aacbatch train``: build a task from its catalog entry and config, register the run, run the loop.
 
 Resume (``--resume RUN_ID``) rebuilds the task from the config stored with the run and
 continues from its last checkpoint; ``--init-from RUN_ID`` starts from another run's best
-weights and records it as the parent.
+weights — refusing a parent whose architecture would leave this model partly initialised —
+and records it as the parent. Every run reference takes a full id or a unique prefix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from aacbatch.data.register import dataset_by_name
-from aacbatch.errors import InputError
-from aacbatch.registry.lookup import checkpoint_of
+from aacbatch import catalog
+from aacbatch.catalog import TaskInfo
+from aacbatch.errors import InputError, first_line
+from aacbatch.models.checkpoints import init_from_state, read_checkpoint
+from aacbatch.registry.datasets import get_dataset
+from aacbatch.registry.runs import (NullRecorder, RunRecorder, best_checkpoint, exact_ref, final_scores,
+                                    find_finished, get_run)
+from aacbatch.registry.schema import Run
 from aacbatch.registry.store import Registry
-from aacbatch.train.config import as_dict, load_config
-from aacbatch.featurize.sets import cached_set
-from aacbatch.train.loop import LoopConfig, seed_everything, train
 from aacbatch.train import distributed
-from aacbatch.train.runs import NullRecorder, RunRecorder, final_scores, find_finished, get_run
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    config_cls: type
-    build: Callable  # (registry, dataset, cfg) -> (task, [CachedSet])
-    select_metric: str
-    fit: Callable | None = None  # closed-form tasks: (registry, dataset, cfg, built, recorder, run_dir) -> final
-
-
-def _tagger(registry, dataset, cfg):
-    from aacbatch.train.tagger import TaggerTask
-
-    mel = cached_set(registry, dataset, cfg.mel)
-    return TaggerTask(registry, dataset, cfg, mel), [mel]
-
-
-def _retrieval(task):
-    def build(registry, dataset, cfg):
-        from aacbatch.train.retrieval import RetrievalTask
-
-        built = RetrievalTask(registry, dataset, task, cfg)
-        return built, list(built.sets.values())
-    return build
-
-
-def _caption(registry, dataset, cfg):
-    from aacbatch.train.caption import CaptionTask
-
-    built = CaptionTask(registry, dataset, cfg)
-    return built, [built.encoded]
-
-
-def _bow(registry, dataset, cfg):
-    mel = cached_set(registry, dataset, cfg.mel)
-    return mel, [mel]
-
-
-def _fit_bow(registry, dataset, cfg, built, recorder, run_dir):
-    from aacbatch.train.bow import fit_bow
-
-    return fit_bow(registry, dataset, cfg, built, recorder, run_dir)
-
-
-def _fit_frequent_caption(registry, dataset, cfg, _built, recorder, run_dir):
-    from aacbatch.train.frequent_caption import fit_frequent_caption
-
-    return fit_frequent_caption(registry, dataset, cfg, recorder, run_dir)
-
-
-def _tasks() -> dict[str, TaskSpec]:
-    from aacbatch.train.bow import BowConfig
-    from aacbatch.train.caption import CaptionConfig
-    from aacbatch.train.frequent_caption import FrequentCaptionConfig
-    from aacbatch.train.retrieval import RETRIEVAL_TASKS, RetrievalConfig
-    from aacbatch.train.tagger import TaggerConfig
-
-    return {
-        "tagger": TaskSpec(TaggerConfig, _tagger, "mAP"),
-        "bow": TaskSpec(BowConfig, _bow, "t2a/mAP@10", fit=_fit_bow),
-        "frequent_caption": TaskSpec(FrequentCaptionConfig, lambda registry, dataset, cfg: (None, []), "cider_d",
-                                     fit=_fit_frequent_caption),
-        **{t: TaskSpec(RetrievalConfig, _retrieval(t), "t2a/mAP@10") for t in RETRIEVAL_TASKS},
-        "caption": TaskSpec(CaptionConfig, _caption, "cider_d"),
-    }
-
-
-TASKS = ("tagger", "bow", "clap", "clap_tag", "claip", "claip_tag", "caption", "frequent_caption")
-RETRIEVAL = TASKS[2:6]
-DDP_TASKS = RETRIEVAL  # their losses gather embeddings across ranks (aacbatch.train.distributed)
-# Which runs a task may start from with --init-from (their weights load by matching names).
-INIT_FROM = {"tagger": ("tagger",), **{t: RETRIEVAL for t in RETRIEVAL}, "caption": ("caption",)}
+from aacbatch.train.config import as_dict, load_config
+from aacbatch.train.loop import LoopConfig, score_splits, seed_everything, train
+from aacbatch.train.task import ClosedFormTask, Task
 
 
 @dataclass(frozen=True)
@@ -105,79 +37,110 @@ class TrainResult:
     run_dir: Path
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    """A registered run's task, rebuilt from its stored config with unchanged inputs."""
+
+    run: Run
+    info: TaskInfo
+    dataset: str
+    cfg: object
+    task: Task
+
+
 def run_dir_for(registry: Registry, run_id: str) -> Path:
     return Path(registry.settings.home) / "runs" / run_id
 
 
-def train_task(registry: Registry, task: str, *, dataset: str | None = None, config: str | None = None,
+def build_task(registry: Registry, info: TaskInfo, dataset: str, cfg) -> Task:
+    seed_everything(cfg.seed)
+    return info.task_class()(registry, dataset, info, cfg)
+
+
+def train_task(registry: Registry, task: str | None, *, dataset: str | None = None, config: str | None = None,
                sets: tuple[str, ...] = (), seed: int | None = None, init_from: str | None = None,
                resume: str | None = None, reuse: bool = False, log: Callable[[str], None] = print) -> TrainResult:
     if resume is not None:
         return _resume(registry, resume, log)
-    specs = _tasks()
-    if task not in specs:
-        raise InputError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    info = catalog.task(task)
     if dataset is None:
         raise InputError("--dataset is required for a new run")
-    spec = specs[task]
+    if init_from is not None and info.closed_form:
+        raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
     rank, size = distributed.init_from_env()
-    if size > 1 and task not in DDP_TASKS:
+    if size > 1 and not info.ddp:
         raise InputError(f"task {task!r} does not support distributed training; run it as one process")
     if rank != 0:
         log = _silent
-    cfg = load_config(spec.config_cls, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
-    seed_everything(cfg.seed)
-    built, sets_used = spec.build(registry, dataset, cfg)
-    parent = None
-    if init_from is not None and spec.fit is not None:
-        raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
-    if init_from is not None:
-        parent = get_run(registry, init_from)
-        _load_init(built, registry, parent.id, INIT_FROM[task])
-    with registry.transaction() as session:
-        dataset_id = dataset_by_name(session, dataset).id
-    # Captioners also record the retrieval run whose encoder made their features (for SQL).
-    encoder = {"encoder_run": built.encoder_run} if task == "caption" else {}
-    config_record = {"dataset": dataset, **encoder, **as_dict(cfg)}
-    lineage = [s.lineage() for s in sets_used]
+    cfg = load_config(info.task_class().Config, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
+    cfg = _exact_runs(registry, cfg)
+    dataset_id = get_dataset(registry, dataset).id
+    parent = _parent(registry, info, init_from)
+    built = build_task(registry, info, dataset, cfg)
+    if parent is not None:
+        _init_from(built, parent, cfg, log)
+    config_record = {"dataset": dataset, **built.record(), **as_dict(cfg)}
+    inputs = built.inputs()
+    lineage = [s.lineage() for s in inputs]
+    parent_id = parent.run_id if parent is not None else None
     if reuse:
-        done = find_finished(registry, task, config_record, lineage, parent.id if parent else None)
+        done = find_finished(registry, task, config_record, lineage, parent_id)
         if done is not None:
             log(f"reusing finished run {done.id} ({task} on {dataset}, same config and inputs)")
             return TrainResult(done.id, task, final_scores(registry, done.id), run_dir_for(registry, done.id))
     if rank == 0:
         recorder = RunRecorder.start(registry, task=task, config=config_record, dataset_id=dataset_id,
-                                     parent_run_id=parent.id if parent else None, feature_sets=lineage, seed=cfg.seed,
-                                     random_weights=any(s.random_weights for s in sets_used))
+                                     parent_run_id=parent_id, feature_sets=lineage, seed=cfg.seed,
+                                     random_weights=any(s.random_weights for s in inputs))
         log(f"run {recorder.run_id} ({task} on {dataset}){f' on {size} processes' if size > 1 else ''}")
     run_id = distributed.broadcast(recorder.run_id if rank == 0 else None)
     if rank != 0:
         recorder = NullRecorder(run_id)
-    if spec.fit is not None:
-        run_dir = run_dir_for(registry, recorder.run_id)
-        try:
-            final = spec.fit(registry, dataset, cfg, built, recorder, run_dir)
-        except BaseException as exc:
-            recorder.status("failed", _reason(exc))
-            raise
-        return TrainResult(recorder.run_id, task, final, run_dir)
-    return _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent.id if parent else None, None, log)
+    return _run(registry, recorder, built, dataset, cfg, parent_id, None, log)
 
 
-def _run(registry, recorder, task, dataset, cfg, built, spec, sets_used, parent_id, resume_from, log) -> TrainResult:
+def _exact_runs(registry: Registry, cfg):
+    """The config with every run it names (``RUN_FIELDS``, e.g. ``audio_init``) as a full id,
+    so the run records — and ``--reuse`` compares — exactly which run it used."""
+    exact = {name: exact_ref(registry, getattr(cfg, name), catalog.tasks_where(**{role: True}), f"run given as {name}=")
+             for name, role in getattr(cfg, "RUN_FIELDS", {}).items()}
+    return dataclasses.replace(cfg, **exact)
+
+
+def _parent(registry: Registry, info: TaskInfo, ref: str | None):
+    """The ``--init-from`` run's best checkpoint, read, checked to be a run this task may start from."""
+    if ref is None:
+        return None
+    _, path = best_checkpoint(registry, ref, catalog.init_parents(info.name), f"--init-from parent of a {info.name} run")
+    return read_checkpoint(path)
+
+
+def _init_from(task: Task, parent, cfg, log) -> None:
+    task.check_parent(parent)
+    report = init_from_state(task.model, parent, allow_partial=cfg.init_partial)
+    unloaded = report.missing + report.mismatched
+    if unloaded:
+        log(f"warning: --init-from {parent.run_id}: {len(unloaded)} parameter(s) not loaded (init_partial): "
+            f"{', '.join(unloaded[:5])}{', ...' if len(unloaded) > 5 else ''}")
+
+
+def _run(registry, recorder, task: Task, dataset: str, cfg, parent_id, resume_from, log) -> TrainResult:
     run_dir = run_dir_for(registry, recorder.run_id)
-    loop_cfg = LoopConfig(epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs, weight_decay=cfg.weight_decay,
-                          grad_clip=cfg.grad_clip, seed=cfg.seed, val_split=cfg.val_split,
-                          select_metric=getattr(cfg, "select_metric", spec.select_metric),
-                          eval_splits=tuple(cfg.eval_splits), amp=cfg.amp)
-    extra = {"run_id": recorder.run_id, "task": task, "dataset": dataset, "config": as_dict(cfg),
-             "feature_sets": [s.lineage() for s in sets_used], "parent_run_id": parent_id}
     try:
-        final = train(built, loop_cfg, recorder, run_dir, extra, resume_from=resume_from, log=log)
+        if isinstance(task, ClosedFormTask):
+            final = task.fit(recorder, run_dir)
+        else:
+            loop_cfg = LoopConfig(epochs=cfg.epochs, lr=cfg.lr, warmup_epochs=cfg.warmup_epochs,
+                                  weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, seed=cfg.seed,
+                                  val_split=cfg.val_split, select_metric=cfg.select_metric or task.info.select_metric,
+                                  eval_splits=tuple(cfg.eval_splits), amp=cfg.amp)
+            lineage = {"run_id": recorder.run_id, "task": task.name, "dataset": dataset, "config": as_dict(cfg),
+                       "feature_sets": [s.lineage() for s in task.inputs()], "parent_run_id": parent_id}
+            final = train(task, loop_cfg, recorder, run_dir, lineage, resume_from=resume_from, log=log)
     except BaseException as exc:
         recorder.status("failed", _reason(exc))
         raise
-    return TrainResult(recorder.run_id, task, final, run_dir)
+    return TrainResult(recorder.run_id, task.name, final, run_dir)
 
 
 def _silent(_: str) -> None:
@@ -185,35 +148,31 @@ def _silent(_: str) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    """Why a run failed, as ``runs.error`` keeps it: the exception's type and first line."""
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
 
 
-def rebuild(registry: Registry, run_id: str):
+def rebuild(registry: Registry, run_id: str) -> Rebuilt:
     """A run's task rebuilt from its stored config, checking its inputs did not change."""
     run = get_run(registry, run_id)
-    spec = _tasks()[run.task]
+    info = catalog.task(run.task)
     stored = json.loads(run.config_json)
     dataset = stored.pop("dataset")
-    cfg = load_config(spec.config_cls, base=stored)
-    seed_everything(cfg.seed)
-    built, sets_used = spec.build(registry, dataset, cfg)
+    cls = info.task_class()
+    cfg = load_config(cls.Config, base={k: v for k, v in stored.items() if k in _fields(cls.Config)})
+    built = build_task(registry, info, dataset, cfg)
     recorded = {s["name"]: s["fingerprint"] for s in json.loads(run.feature_sets_json)}
-    changed = [s.name for s in sets_used if recorded.get(s.name) != s.fingerprint]
+    changed = [s.name for s in built.inputs() if recorded.get(s.name) != s.fingerprint]
     if changed:
         raise InputError(f"feature set(s) {', '.join(changed)} changed since run {run.id} was trained")
     saved = run_dir_for(registry, run.id) / "last.pt"
-    if hasattr(built, "vocab") and saved.is_file():
-        _check_vocabulary(built, torch.load(saved, map_location="cpu", weights_only=False), run.id,
-                          "the training captions changed since it was trained")
-    return run, spec, dataset, cfg, built, sets_used
+    if not info.closed_form and saved.is_file():
+        built.check_saved(read_checkpoint(saved), "the training captions changed since it was trained")
+    return Rebuilt(run, info, dataset, cfg, built)
 
 
-def _check_vocabulary(task, checkpoint: dict, run_id: str, why: str) -> None:
-    """A captioner's weights only mean something with the vocabulary they were trained with."""
-    if "vocab" in checkpoint and list(checkpoint["vocab"]) != list(task.vocab.words):
-        raise InputError(f"run {run_id}'s vocabulary differs from the one built now ({len(checkpoint['vocab'])} vs "
-                         f"{len(task.vocab)} words): {why}")
+def _fields(config_cls) -> set[str]:
+    return set(config_cls.__dataclass_fields__)
 
 
 def _resume(registry: Registry, run_id: str, log) -> TrainResult:
@@ -221,42 +180,27 @@ def _resume(registry: Registry, run_id: str, log) -> TrainResult:
     last = run_dir_for(registry, run.id) / "last.pt"
     if run.status == "finished":
         raise InputError(f"run {run.id} already finished; start a new run (e.g. --init-from {run.id}) instead")
+    if catalog.task(run.task).closed_form:
+        raise InputError(f"run {run.id} is a closed-form {run.task} run: start it again instead of resuming")
     if not last.is_file():
         raise InputError(f"run {run.id} has no checkpoint at {last} yet: start it again instead of resuming")
-    run, spec, dataset, cfg, built, sets_used = rebuild(registry, run.id)
+    rebuilt = rebuild(registry, run.id)
     recorder = RunRecorder(registry, run.id)
-    return _run(registry, recorder, run.task, dataset, cfg, built, spec, sets_used, run.parent_run_id, last, log)
+    return _run(registry, recorder, rebuilt.task, rebuilt.dataset, rebuilt.cfg, run.parent_run_id, last, log)
 
 
-def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...], tasks: tuple[str, ...] = TASKS) -> dict[str, dict]:
-    """Re-score a finished run's best checkpoint on ``splits`` (``aacbatch evaluate``)."""
-    from aacbatch.train.loop import score_splits
-
-    task = get_run(registry, run_id).task
-    if task not in tasks:
-        raise InputError(f"run {run_id} is a {task} run; this command evaluates {' or '.join(tasks)} runs")
-    run, spec, dataset, cfg, built, _ = rebuild(registry, run_id)
-    if spec.fit is not None:
+def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...],
+                 outputs: tuple[str, ...] = catalog.OUTPUTS) -> dict[str, dict]:
+    """Re-score a finished run's best checkpoint on ``splits`` (``aacbatch evaluate``);
+    ``outputs`` (e.g. ("caption",)) limits which kinds of run the command accepts."""
+    run = get_run(registry, run_id)
+    info = catalog.task(run.task)
+    if info.output not in outputs:
+        accepted = ", ".join(t for o in outputs for t in catalog.tasks_where(output=o) if not catalog.task(t).closed_form)
+        raise InputError(f"run {run.id} is a {run.task} run; this command evaluates {accepted} runs")
+    if info.closed_form:
         raise InputError(f"run {run.id} is a {run.task} run: its scores are computed when it is fitted")
-    built.model.load_state_dict(torch.load(checkpoint_of(registry, run.id, (run.task,)), map_location="cpu",
-                                           weights_only=False)["model"])
-    return score_splits(built, RunRecorder(registry, run.id), run_dir_for(registry, run.id), splits)
-
-
-def _load_init(task, registry: Registry, parent_id: str, tasks: tuple[str, ...]) -> None:
-    """Start from a parent run's best weights (all parameters whose names and shapes match).
-
-    A captioner's word embeddings only mean something with the parent's vocabulary, so a
-    different vocabulary is refused rather than silently leaving those layers random."""
-    checkpoint = torch.load(checkpoint_of(registry, parent_id, tasks), map_location="cpu", weights_only=False)
-    _check_vocabulary(task, checkpoint, parent_id, "give both runs the same captions with vocab_from")
-    if checkpoint.get("encoder_run") != getattr(task, "encoder_run", checkpoint.get("encoder_run")):
-        raise InputError(f"run {parent_id} read frames of encoder run {checkpoint['encoder_run']}, this run reads "
-                         f"{task.encoder_run}'s: a captioner only continues on the frames it learned (featurize "
-                         f"encoded --from-run {checkpoint['encoder_run']} for this dataset)")
-    state, model = checkpoint["model"], task.model
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise InputError(f"run {parent_id}'s weights share no parameters with this model: check --init-from")
-    model.load_state_dict(usable, strict=False)
+    rebuilt = rebuild(registry, run.id)
+    _, path = best_checkpoint(registry, run.id, (run.task,))
+    rebuilt.task.model.load_state_dict(read_checkpoint(path).state)
+    return score_splits(rebuilt.task, RunRecorder(registry, run.id), run_dir_for(registry, run.id), splits)

@@ -15,11 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from aacbatch.batches import CachedBatches, Source
+from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
 from aacbatch.evaluate.tagging import mean_average_precision
-from aacbatch.featurize.items import load_items
-from aacbatch.models.cnn14 import CNN14_CONFIGS, Cnn14Config, create_cnn14, load_panns_checkpoint
+from aacbatch.featurize.sets import cached_set
+from aacbatch.models.checkpoints import create_cnn14, load_panns_checkpoint
+from aacbatch.models.cnn14 import CNN14_CONFIGS, Cnn14Config
 from aacbatch.train.config import TrainingFields
+from aacbatch.train.task import Task
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,12 @@ def multi_hot(clips, labels: list[str]) -> np.ndarray:
     return out
 
 
-class TaggerTask:
-    name = "tagger"
+class TaggerTask(Task):
+    Config = TaggerConfig
 
-    def __init__(self, registry, dataset: str, cfg: TaggerConfig, mel_set):
-        self.cfg = cfg
-        self.mel_set = mel_set
+    def __init__(self, registry, dataset: str, info, cfg: TaggerConfig):
+        super().__init__(registry, dataset, info, cfg)
+        self.mel_set = mel_set = cached_set(registry, dataset, cfg.mel)
         everything = load_items(registry, dataset)
         self.labels = tag_labels(everything.dataset_meta, everything.clips)
         if cfg.model not in CNN14_CONFIGS:
@@ -76,6 +79,9 @@ class TaggerTask:
             clips = load_items(registry, dataset, split).clips
             self.splits[split] = (CachedBatches({"mel": Source(mel_set.store, "mel", "clip")}, [c.idx for c in clips]),
                                   multi_hot(clips, self.labels))
+
+    def inputs(self):
+        return [self.mel_set]
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
         data, _ = self.splits[self.cfg.train_split]
@@ -100,4 +106,4 @@ class TaggerTask:
         return {"mAP": mean_average_precision(targets, np.concatenate(scores))}
 
     def describe(self) -> dict:
-        return {"model_family": "cnn14", "model_config": asdict(self.model_config), "labels": self.labels}
+        return {"labels": self.labels}

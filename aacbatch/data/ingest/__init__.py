@@ -9,36 +9,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from aacbatch.data.manifest import Manifest
-from aacbatch.errors import InputError
+from aacbatch.catalog import INGEST_FORMATS
+from aacbatch.data.ingest import audiocaps, clotho, folder, macs, wavcaps
+from aacbatch.data.manifest import Manifest, validate
+from aacbatch.data.register import register_dataset
+from aacbatch.errors import InputError, shown
+from aacbatch.names import check_name
 
 Parser = Callable[..., Manifest]
-
-
-def _parsers() -> dict[str, Parser]:
-    from aacbatch.data.ingest import audiocaps, clotho, folder, macs, wavcaps
-
-    return {
-        "clotho": clotho.parse,
-        "audiocaps": audiocaps.parse,
-        "macs": macs.parse,
-        "wavcaps": wavcaps.parse,
-        "folder": folder.parse,
-    }
-
-
-FORMATS = ("clotho", "audiocaps", "macs", "wavcaps", "folder")
+PARSERS: dict[str, Parser] = {"clotho": clotho.parse, "audiocaps": audiocaps.parse, "macs": macs.parse,
+                              "wavcaps": wavcaps.parse, "folder": folder.parse}
 
 
 def parse(fmt: str, path: Path, *, audio_dir: Path | None = None, limit: int | None = None) -> Manifest:
-    """Parse ``path`` in format ``fmt`` (one of :data:`FORMATS`)."""
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    """Parse ``path`` in format ``fmt`` (one of :data:`aacbatch.catalog.INGEST_FORMATS`)."""
+    if fmt not in PARSERS:
+        raise InputError(f"unknown format {fmt!r}: use one of {', '.join(INGEST_FORMATS)}")
     if not path.exists():
-        raise InputError(f"{path} does not exist: give the folder (or file) of the {fmt} corpus")
+        raise InputError(f"{shown(path)} does not exist: give the folder (or file) of the {fmt} corpus")
     if limit is not None and limit <= 0:
         raise InputError(f"--limit must be a positive number of clips, got {limit}")
-    return _parsers()[fmt](path, audio_dir=audio_dir, limit=limit)
+    return PARSERS[fmt](path, audio_dir=audio_dir, limit=limit)
 
 
 def ingest(registry, fmt: str, path: Path, *, name: str, audio_dir: Path | None = None, limit: int | None = None,
@@ -47,11 +38,7 @@ def ingest(registry, fmt: str, path: Path, *, name: str, audio_dir: Path | None 
 
     ``progress(total)`` may return a tqdm-like bar for the audio checks.
     """
-    from aacbatch.data.manifest import validate
-    from aacbatch.data.register import register_dataset
-
-    if not name.strip():
-        raise InputError("--name must not be empty")
+    check_name(name, "dataset name")
     manifest = parse(fmt, path, audio_dir=audio_dir, limit=limit)
     bar = progress(len(manifest.clips)) if progress else None
     try:

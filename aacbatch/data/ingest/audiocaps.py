@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aacbatch.data.ingest.tables import index_audio, read_csv
 from aacbatch.data.manifest import ClipEntry, Manifest
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, shown
 
 SPLITS = ("train", "val", "test")
 
@@ -17,22 +17,22 @@ SPLITS = ("train", "val", "test")
 def parse(path: Path, *, audio_dir: Path | None = None, limit: int | None = None) -> Manifest:
     listed = [s for s in SPLITS if (path / f"{s}.csv").is_file()]
     if not listed:
-        raise InputError(f"{path}: no train.csv/val.csv/test.csv found: is this an AudioCaps folder?")
+        raise InputError(f"{shown(path)}: no train.csv/val.csv/test.csv found: is this an AudioCaps folder?")
     audio = index_audio(audio_dir or path / "audio")
     clips: dict[tuple[str, str], ClipEntry] = {}
     for split in listed:
         csv_path = path / f"{split}.csv"
-        for line, row in read_csv(csv_path, ("audiocap_id", "youtube_id", "start_time", "caption")):
+        for line, row in read_csv(csv_path, ("audiocap_id", "youtube_id", "start_time", "caption")).rows:
             yid = row["youtube_id"].strip()
             if not yid:
-                raise InputError(f"{csv_path} line {line}: empty youtube_id")
+                raise InputError(f"{shown(csv_path)} line {line}: empty youtube_id")
             key = (split, yid)
             if key not in clips:
                 found = audio.get(yid) or audio.get(f"Y{yid}")
                 clips[key] = ClipEntry(
                     name=found.name if found else f"{yid}.wav", source_split=split,
                     path=found or (audio_dir or path / "audio") / f"{yid}.wav",
-                    captions=[], origin=f"{csv_path.name} line {line}",
+                    captions=[], origin=f"{shown(csv_path.name)} line {line}",
                 )
             clips[key].captions.append(row["caption"].strip())
     entries = list(clips.values())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aacbatch.errors import InputError
+from aacbatch.errors import InputError, first_line, shown
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -30,14 +30,14 @@ def probe(path: Path, context: str = "") -> AudioInfo:
 
     where = f" ({context})" if context else ""
     if not path.is_file():
-        raise InputError(f"audio file {path}{where} is missing: restore it or remove its entry")
+        raise InputError(f"audio file {shown(path)}{where} is missing: restore it or remove its entry")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError variants
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"audio file {path}{where} is unreadable ({reason}): re-export or remove it") from exc
+        raise InputError(f"audio file {shown(path)}{where} is unreadable ({shown(first_line(exc))}): "
+                         "re-export or remove it") from exc
     if info.frames <= 0 or info.samplerate <= 0:
-        raise InputError(f"audio file {path}{where} has no samples: replace it or remove its entry")
+        raise InputError(f"audio file {shown(path)}{where} has no samples: replace it or remove its entry")
     return AudioInfo(info.frames / info.samplerate, int(info.samplerate), int(info.channels), int(info.frames))
 
 
@@ -48,10 +48,11 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise InputError(f"audio file {path} cannot be decoded ({exc}): re-export or remove it") from exc
+        raise InputError(f"audio file {shown(path)} cannot be decoded ({shown(first_line(exc))}): "
+                         "re-export or remove it") from exc
     if data.shape[0] == 0:
-        raise InputError(f"audio file {path} has no samples: replace it or remove its entry")
+        raise InputError(f"audio file {shown(path)} has no samples: replace it or remove its entry")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(wave).all():
-        raise InputError(f"audio file {path} contains NaN or infinite samples: re-export it")
+        raise InputError(f"audio file {shown(path)} contains NaN or infinite samples: re-export it")
     return np.ascontiguousarray(wave, dtype=np.float32), int(sr)
