@@ -49,7 +49,7 @@ import numpy as np
 from aacbatch.audit.fingerprint import FingerprintParams, as_mel, fingerprint
 from aacbatch.audit.verify import VerifyParams, clamp_floor, plausible, verify
 from aacbatch.errors import InputError
-from aacbatch.featurize import logmel
+from aacbatch.audio import logmel
 
 FRAME_RATE = logmel.SAMPLE_RATE / logmel.HOP  # 100 frames per second
 PAIRS = ("all", "within", "across")

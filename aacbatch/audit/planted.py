@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from aacbatch.data.synthcaps import ClipRecord, generate
-from aacbatch.featurize import logmel
+from aacbatch.audio import logmel
 
 SOURCE_RATE = 44100
 SILENT_DB = -90.0  # a frame whose loudest mel bin is under this carries no sound
