@@ -16,6 +16,7 @@ that anything could find.
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,3 +185,34 @@ def plant(out_dir: str | Path, n_sources: int, n_distractors: int, *, seed: int 
     ``out_dir``/copies, both from ``seed``; ``copy_options`` go to :func:`plant_copies`."""
     originals = generate_originals(out_dir, n_sources, n_distractors, seed=seed)
     return plant_copies(originals, Path(out_dir) / "copies", seed=seed, **copy_options)
+
+
+def plant_into_corpus(target: Path, corpus: Path, n: int, *, split: str = "evaluation", into: str = "development",
+                      seed: int = 0) -> list[str]:
+    """Copy ``n`` clips of ``target``'s Clotho-layout ``split`` into ``corpus``'s ``into`` split:
+    the longest ones, each cropped 0.3 s in, turned down 3 dB and re-encoded as Ogg Vorbis at
+    32 kHz, listed with the source's first caption (what a re-uploaded recording looks like
+    in a scraped corpus). The demo's pretraining set gets these, and its audit must find
+    them. Returns the planted file names; a second call with the same ``n`` changes nothing.
+    """
+    listing = corpus / f"clotho_captions_{into}.csv"
+    text = listing.read_text(encoding="utf-8")
+    names = [f"planted_{k:02d}.ogg" for k in range(n)]
+    if all(f"\n{name}," in text for name in names):
+        return names
+    rows = list(csv.reader(io.StringIO((target / f"clotho_captions_{split}.csv").read_text(encoding="utf-8"))))[1:]
+    rows.sort(key=lambda row: (-sf.info(target / split / row[0]).frames, row[0]))
+    rng = np.random.default_rng(seed)
+    width = len(text.partition("\n")[0].split(",")) - 1  # its caption columns, each given the caption
+    added = []
+    for name, row in zip(names, rows):
+        wave, rate = sf.read(target / split / row[0], dtype="float32", always_2d=True)
+        start = int(0.3 * rate)
+        data = near_duplicate(wave.mean(axis=1), rate, start, len(wave) - start, "vorbis", float(rng.uniform(0.3, 0.6)), -3.0)
+        (corpus / into / name).write_bytes(data)
+        added.append([name] + [row[1]] * width)
+    with listing.open("a", encoding="utf-8", newline="") as out:
+        if not text.endswith("\n"):
+            out.write("\n")
+        csv.writer(out, lineterminator="\n").writerows(added)
+    return names
