@@ -12,7 +12,7 @@ Revision ID: 0006
 Revises: 0005
 """
 
-import importlib.util
+import runpy
 from pathlib import Path
 
 from alembic import op
@@ -27,19 +27,13 @@ CLIP_COLUMNS = (("source", sa.String(length=32)), ("source_id", sa.Text()), ("so
                 ("licence", sa.Text()), ("overlap_lists", sa.Text()))
 
 
-def _revision(name: str):
-    spec = importlib.util.spec_from_file_location(f"aacbatch_revision_{name[:4]}", Path(__file__).with_name(name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_0004 = _revision("0004_scores_by_dataset.py")
+# revisions are files, not modules: 0004's column check, read from its file
+_has_column = runpy.run_path(str(Path(__file__).with_name("0004_scores_by_dataset.py")))["_has_column"]
 
 
 def upgrade() -> None:
     for column, kind in CLIP_COLUMNS:
-        if not _0004._has_column("clips", column):  # a DuckDB downgrade leaves them in place
+        if not _has_column("clips", column):  # a DuckDB downgrade leaves them in place
             op.add_column("clips", sa.Column(column, kind, nullable=True))
     op.create_index(op.f("ix_clips_source_source_id"), "clips", ["source", "source_id"], unique=False)
     op.create_table("audits",
