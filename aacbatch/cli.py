@@ -172,13 +172,27 @@ def sql_cmd(ctx, query, file_, named, params, fmt, write):
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder, when not where the format expects it.")
 @click.option("--limit", type=int, help="Take only the first N clips (e.g. 40000 WavCaps FreeSound clips).")
 @click.option("--replace", is_flag=True, help="Overwrite a dataset of this name whose content differs.")
+@click.option("--keep-overlap", is_flag=True,
+              help="wavcaps: keep entries that are Clotho/AudioCaps recordings (the dataset row says so).")
+@click.option("--exclude", "exclude", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Leave out the entries this id list names (CSV with an id column, or one id per line; repeatable).")
 @click.pass_context
-def ingest(ctx, fmt, path, name, audio_dir, limit, replace):
-    """Register a corpus found at PATH (FORMAT: its layout, one of the choices above)."""
+def ingest(ctx, fmt, path, name, audio_dir, limit, replace, keep_overlap, exclude):
+    """Register a corpus found at PATH (FORMAT: its layout, one of the choices above).
+
+    WavCaps entries that are Clotho or AudioCaps recordings — on aac-datasets' published
+    lists, or with the source id of a registered clip — are left out, counted by reason."""
     from aacbatch.data.ingest import ingest as run_ingest
 
     result = run_ingest(_registry(ctx), fmt, path, name=name, audio_dir=audio_dir, limit=limit, replace=replace,
-                        progress=lambda total: _progress(total, f"checking {name}"))
+                        progress=lambda total: _progress(total, f"checking {name}"), keep_overlap=keep_overlap,
+                        exclude=exclude)
+    for reason, n in result.dropped.items():
+        click.echo(f"excluded {n} entr{'y' if n == 1 else 'ies'}: {reason}")
+    for reason, n in result.kept.items():
+        click.echo(f"kept {n} overlapping entr{'y' if n == 1 else 'ies'} (--keep-overlap): {reason}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{result.name}: {result.status} ({result.n_clips} clips, {result.n_captions} captions)")
 
 
@@ -201,6 +215,8 @@ def split(ctx, dataset, sources, ratio, seed, into, eval_from, replace):
                      eval_from=None if eval_from == "none" else eval_from, replace=replace)
     counts = " ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
     click.echo(f"{dataset}: splits {result.status} ({counts})")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()
@@ -417,6 +433,7 @@ def evaluate_retrieval(ctx, run_id, system, dataset, splits):
     on, scores, reasons = _evaluate(ctx, run_id, system, dataset, splits, ("retrieval", "tagging"))
     for split, metrics in scores.items():
         click.echo(f"{on} {split}: " + _shown(metrics, reasons.get(split, {})))
+    _echo_leaks(ctx, run_id, system, on, list(scores))
 
 
 @evaluate.command("caption")
@@ -427,6 +444,21 @@ def evaluate_caption(ctx, run_id, system, dataset, splits):
     on, scores, reasons = _evaluate(ctx, run_id, system, dataset, splits, ("caption",))
     for split, metrics in scores.items():
         click.echo(f"{on} {split}: " + _shown(metrics, reasons.get(split, {})))
+    _echo_leaks(ctx, run_id, system, on, list(scores))
+
+
+def _echo_leaks(ctx, run_id, system, dataset, splits, run_ids=None):
+    """A ``leak:`` note per split whose clips the run (or a system member) trained on."""
+    from aacbatch.audit.leakage import leak_notes
+    from aacbatch.registry.runs import get_run
+    from aacbatch.registry.systems import members_of, system_by_name
+
+    registry = _registry(ctx)
+    if run_ids is None:
+        run_ids = ([m for m, _ in members_of(registry, system_by_name(registry, system))] if system
+                   else [get_run(registry, run_id).id])
+    for note in leak_notes(registry, run_ids, dataset, splits):
+        click.echo(note, err=True)
 
 
 def _shown(values: dict, reasons: dict) -> str:
@@ -598,6 +630,8 @@ def system_build(ctx, name, query_file, params, splits):
         shown = " ".join(f"{k}={v:.4f}" if v is not None else f"{k}=n/a ({result.reasons[split].get(k, 'no reason')})"
                          for k, v in values.items())
         click.echo(f"{split}: {shown}")
+    if result.dataset is not None:
+        _echo_leaks(ctx, None, None, result.dataset, list(result.scores), run_ids=[m.run_id for m in result.members])
 
 
 @system.command("list")
@@ -683,6 +717,75 @@ def report(ctx, name, compared, params, fmt, out, plot, with_paper, ci, split, d
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n", encoding="utf-8")
         click.echo(f"{name} written to {out}", err=True)
+
+
+# --- clean training data ------------------------------------------------------------------
+
+@cli.group()
+def audit():
+    """Evaluation audio in training data: acoustic overlap audits and per-run leakage."""
+
+
+@audit.command("overlap")
+@click.argument("datasets", nargs=-1, required=True)
+@click.option("--pairs", type=click.Choice(("all", "within", "across")), default="all", show_default=True,
+              help="Compare clips within each dataset, across datasets, or both.")
+@click.option("--features", default="mel", show_default=True, help="The log-mel feature set to read.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Threads for fingerprinting and checks.")
+@_format_option
+@click.pass_context
+def audit_overlap(ctx, datasets, pairs, features, workers, fmt):
+    """Find duplicate and near-duplicate audio (crops, resampled or re-encoded copies) among
+    the clips of DATASETS from their cached log-mels; the matches go to the registry.
+
+    \b
+    Example:
+      aacbatch featurize mel --dataset clotho && aacbatch featurize mel --dataset wavcaps
+      aacbatch audit overlap clotho wavcaps
+    """
+    from aacbatch.audit.datasets import audit_datasets
+    from aacbatch.formatting import render
+
+    result = audit_datasets(_registry(ctx), datasets, features=features, pairs=pairs, workers=workers)
+    click.echo(f"audit {result.audit_id[:8]}: {len(result.matches)} match(es) among {result.n_clips} clips")
+    if result.matches:
+        click.echo(render(*_match_table(result.matches), fmt))
+
+
+def _match_table(matches) -> tuple[list[str], list[tuple]]:
+    columns = ["dataset_a", "clip_a", "start_a", "dataset_b", "clip_b", "start_b", "seconds", "score"]
+    return columns, [(m.dataset_a, m.clip_a, round(m.start_a, 2), m.dataset_b, m.clip_b, round(m.start_b, 2),
+                      round(m.duration, 2), round(m.score, 3)) for m in matches]
+
+
+@audit.command("matches")
+@click.argument("datasets", nargs=-1)
+@_format_option
+@click.pass_context
+def audit_matches(ctx, datasets, fmt):
+    """Stored audit matches (those touching DATASETS, if given)."""
+    from aacbatch.formatting import render
+    from aacbatch.registry.audits import stored_matches
+
+    click.echo(render(*_match_table(stored_matches(_registry(ctx), datasets)), fmt))
+
+
+@audit.command("leak")
+@click.option("--run", "run_id", required=True, metavar="RUN_ID", help="A run (full id or unique prefix).")
+@click.option("--dataset", help="The evaluation dataset [default: the run's own].")
+@click.option("--split", default="eval", show_default=True)
+@click.pass_context
+def audit_leak(ctx, run_id, dataset, split):
+    """Which clips of SPLIT the run, or a run it descends from, trained on."""
+    from aacbatch.audit.leakage import run_leakage
+    from aacbatch.registry.datasets import dataset_name
+    from aacbatch.registry.runs import get_run
+
+    registry = _registry(ctx)
+    run = get_run(registry, run_id)
+    leakage = run_leakage(registry, run.id, dataset or dataset_name(registry, run.dataset_id), split)
+    click.echo(leakage.note() or f"no leak: none of the {leakage.n_clips} {leakage.dataset} {split} clips was "
+               f"trained on by run {run.id[:8]} or its ancestors (by clip, source id or audit)")
 
 
 # --- search your own audio -----------------------------------------------------------------

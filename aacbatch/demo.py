@@ -1,6 +1,7 @@
 """``aacbatch demo``: the whole pipeline on generated SynthCaps data.
 
-Stages: synthesise → ingest → re-split → log-mels → teacher tagger → tags, tokens, text
+Stages: synthesise → plant copies of eval clips in the pretraining set, find them by
+acoustic audit and exclude them → ingest → re-split → log-mels → teacher tagger → tags, tokens, text
 embeddings, SD/CLIP images → five retrieval variants (pretrain → finetune) → bag-of-words
 baseline → encoded frames of four encoders → captioners (pretrain → finetune, three seeds on
 each CLAP-TAG encoder) → most-frequent-caption baseline → the eight systems → Table 1, Table 2
@@ -20,6 +21,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from aacbatch import catalog
+from aacbatch.audit.datasets import audit_datasets
+from aacbatch.audit.planted import plant_into_corpus
 from aacbatch.config import Settings
 from aacbatch.data.ingest import ingest
 from aacbatch.data.splits import resplit
@@ -35,6 +38,7 @@ from aacbatch.train.run import train_task
 from aacbatch.typed import build, read_toml
 
 PRETRAIN, TARGET = "synthcaps-pretrain", "synthcaps"
+PLANTED = 4  # re-encoded crops of target eval clips planted in the pretraining folder
 SYSTEMS = tuple(f"{kind}_s{n}" for kind in ("retrieval", "caption") for n in (1, 2, 3, 4))
 
 
@@ -103,10 +107,14 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     for name, (clips, seed, profile) in {PRETRAIN: (recipe.pretrain_clips, 1, "pretrain"),
                                          TARGET: (recipe.target_clips, 0, "target")}.items():
         _synth_once(data / name, clips, seed, profile, recipe, progress)
-        result = ingest(registry, "clotho", data / name, name=name, progress=lambda n, name=name: progress(n, f"check {name}"))
+    _clean_pretraining(registry, data, echo, progress)
+    for name in (PRETRAIN, TARGET):
+        result = ingest(registry, "clotho", data / name, name=name, exclude=_excluded(data, name),
+                        progress=lambda n, name=name: progress(n, f"check {name}"))
         split = resplit(registry, name, sources=("development", "validation"), ratio=0.9, seed=0)
         counts = " ".join(f"{k}={v}" for k, v in sorted(split.counts.items()))
-        echo(f"{name}: {result.n_clips} clips, {result.n_captions} captions ({result.status}); splits {counts}")
+        dropped = f", {sum(result.dropped.values())} excluded" if result.dropped else ""
+        echo(f"{name}: {result.n_clips} clips, {result.n_captions} captions ({result.status}{dropped}); splits {counts}")
 
     echo("\n== featurize: log-mels ==")
     for name in (PRETRAIN, TARGET):
@@ -178,6 +186,35 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     echo(render(columns, rows, "table"))
     echo(f"\nregistry: {settings.db_url}\ndata:     {data}\ncache:    {settings.cache_dir}\nruns:     {settings.home / 'runs'}"
          f"\nplots:    {plots}")
+
+
+def _excluded(data: Path, name: str) -> tuple[Path, ...]:
+    listing = data / f"{name}.excluded.txt"
+    return (listing,) if name == PRETRAIN and listing.is_file() else ()
+
+
+def _clean_pretraining(registry: Registry, data: Path, echo, progress) -> None:
+    """Plant re-encoded crops of a few target eval clips in the pretraining folder (as a
+    scraped corpus holds them), find them with an acoustic audit of the raw pretraining set
+    against the target, and write the clips found as the exclusion list that ingest of the
+    pretraining set then applies."""
+    echo("\n== clean training data: planted copies of eval clips, found by audit, excluded ==")
+    planted = plant_into_corpus(data / TARGET, data / PRETRAIN, PLANTED)
+    raw = f"{PRETRAIN}-raw"
+    for name in (TARGET, raw):
+        ingest(registry, "clotho", data / (PRETRAIN if name == raw else name), name=name,
+               progress=lambda n, name=name: progress(n, f"check {name}"))
+        featurize(registry, "mel", name, progress=progress)
+    result = audit_datasets(registry, (TARGET, raw), pairs="across")
+    found = sorted({m.clip_b if m.dataset_b == raw else m.clip_a for m in result.matches})
+    for m in result.matches:
+        echo(f"  {m.dataset_a}/{m.clip_a} @ {m.start_a:.2f} s = {m.dataset_b}/{m.clip_b} @ {m.start_b:.2f} s "
+             f"({m.duration:.2f} s, score {m.score:.3f})")
+    echo(f"audit {result.audit_id[:8]}: {len(result.matches)} match(es) among {result.n_clips} clips; "
+         f"{len(set(found) & set(planted))} of {len(planted)} planted copies found, "
+         f"{len(set(found) - set(planted))} other clip(s)")
+    listing = data / f"{PRETRAIN}.excluded.txt"
+    listing.write_text("".join(f"{name}\n" for name in found), encoding="utf-8") if found else listing.unlink(missing_ok=True)
 
 
 def _show(echo, result) -> None:

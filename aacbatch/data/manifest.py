@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 from aacbatch.audio.files import AudioInfo, probe
@@ -29,9 +29,22 @@ from aacbatch.textfiles import describe_character, first_forbidden
 MAX_CAPTION_CHARS = 1000
 
 
+@dataclass(frozen=True)
+class Source:
+    """The recording a clip was cut from, as its corpus names it: ``kind`` is the namespace
+    of ``id`` (``freesound``, ``youtube``, ``bbc``, ``soundbible``), so equal pairs in two
+    datasets are the same recording; ``start`` is where the clip begins in it (seconds)."""
+
+    kind: str
+    id: str
+    start: float | None = None
+    licence: str | None = None
+
+
 @dataclass
 class ClipEntry:
-    """One audio file with its captions, as the corpus lists it."""
+    """One audio file with its captions, as the corpus lists it; ``key`` is the corpus' own
+    id of the entry when it has one (a WavCaps entry's ``id``), which exclusion lists name."""
 
     name: str
     source_split: str
@@ -40,6 +53,9 @@ class ClipEntry:
     origin: str  # where it was listed, for error messages, e.g. "clotho_captions_development.csv line 12"
     tags: list[str] | None = None
     info: AudioInfo | None = None
+    source: Source | None = None
+    key: str | None = None
+    overlap_lists: tuple[str, ...] = ()  # published overlap lists naming it, when kept
 
 
 @dataclass
@@ -62,6 +78,8 @@ class Manifest:
             info = clip.info
             record = [clip.name, clip.source_split, clip.captions, clip.tags,
                       None if info is None else [info.frames, info.sample_rate, info.channels]]
+            if clip.source is not None or clip.overlap_lists:  # absent: the hash ingest always gave
+                record += [None if clip.source is None else list(astuple(clip.source)), list(clip.overlap_lists)]
             digest.update(json.dumps(record, ensure_ascii=False).encode())
         return digest.hexdigest()
 

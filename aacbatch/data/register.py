@@ -8,9 +8,9 @@ and its clips, captions and splits are swapped, all in one transaction
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from aacbatch.data.manifest import Manifest
+from aacbatch.data.manifest import ClipEntry, Manifest
 from aacbatch.names import check_name
 from aacbatch.registry.datasets import store_dataset
 from aacbatch.registry.store import Registry
@@ -23,6 +23,9 @@ class IngestResult:
     status: str  # "created", "unchanged" or "replaced"
     n_clips: int
     n_captions: int
+    dropped: dict[str, int] = field(default_factory=dict)  # overlapping entries left out, by reason
+    kept: dict[str, int] = field(default_factory=dict)  # ... or kept with --keep-overlap
+    warnings: list[str] = field(default_factory=list)
 
 
 def register_dataset(registry: Registry, manifest: Manifest, name: str, *, replace: bool = False) -> IngestResult:
@@ -31,8 +34,14 @@ def register_dataset(registry: Registry, manifest: Manifest, name: str, *, repla
         check_name(split, f"split name ({origin})")
     clips = [dict(name=e.name, source_split=e.source_split, path=str(e.path.absolute()), duration=e.info.duration,
                   n_frames=e.info.frames, sample_rate=e.info.sample_rate, channels=e.info.channels,
-                  tags=";".join(e.tags) if e.tags else None) for e in manifest.clips]
+                  tags=";".join(e.tags) if e.tags else None, **_source_columns(e)) for e in manifest.clips]
     stored = store_dataset(registry, name, fmt=manifest.format, source_path=str(manifest.source_path),
                            fingerprint=manifest.fingerprint(), meta=manifest.meta, clips=clips,
                            captions=[e.captions for e in manifest.clips], replace=replace)
     return IngestResult(stored.dataset_id, name, stored.status, stored.n_clips, stored.n_captions)
+
+
+def _source_columns(entry: ClipEntry) -> dict:
+    source = entry.source
+    return dict(source=source and source.kind, source_id=source and source.id, source_start=source and source.start,
+                licence=source and source.licence, overlap_lists=";".join(entry.overlap_lists) or None)

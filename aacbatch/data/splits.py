@@ -16,6 +16,7 @@ import numpy as np
 
 from aacbatch.errors import InputError
 from aacbatch.names import check_name
+from aacbatch.registry.audits import matched_pairs
 from aacbatch.registry.datasets import source_splits, write_splits
 from aacbatch.registry.store import Registry
 
@@ -34,6 +35,7 @@ def assign(names: list[str], ratio: float, seed: int) -> set[str]:
 class SplitResult:
     status: str  # "created", "unchanged" or "replaced"
     counts: dict[str, int]
+    warnings: tuple[str, ...] = ()
 
 
 def resplit(
@@ -83,4 +85,17 @@ def resplit(
         return f"dataset {dataset!r} already has splits made differently ({described}): pass --replace to redo them"
 
     status = write_splits(registry, ds, targets, wanted.items(), replace=replace, on_clash=clash_message)
-    return SplitResult(status, dict(Counter(wanted.values())))
+    return SplitResult(status, dict(Counter(wanted.values())), _audited_duplicates(registry, wanted, into[0]))
+
+
+def _audited_duplicates(registry: Registry, wanted: dict[str, str], train: str) -> tuple[str, ...]:
+    """A warning when an audit matched a clip of ``eval`` with one of ``train`` (Clotho has
+    recordings in more than one of its splits)."""
+    evaluated = {c for c, split in wanted.items() if split == "eval"}
+    trained = {c for c, split in wanted.items() if split == train}
+    leaked = {a if a in evaluated else b for a, b in matched_pairs(registry, sorted(evaluated))
+              if (a in evaluated and b in trained) or (b in evaluated and a in trained)}
+    if not leaked:
+        return ()
+    return (f"{len(leaked)} of {len(evaluated)} eval clips have an audited duplicate in {train} "
+            "(aacbatch audit matches lists them): drop them or accept the leak",)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select
 
 from aacbatch.errors import InputError, NotFoundError
-from aacbatch.registry.schema import Caption, Clip, Dataset, SplitMember, new_id
+from aacbatch.registry.schema import AuditMatch, Caption, Clip, Dataset, SplitMember, new_id
 from aacbatch.registry.store import Registry
 
 SOURCE_RECIPE = "source"
@@ -51,6 +51,20 @@ def dataset_names(registry: Registry, fmt: str | None = None) -> list[str]:
         return list(session.scalars(query.where(Dataset.format == fmt) if fmt else query))
 
 
+def recordings(registry: Registry, *, besides: str, formats: Iterable[str]) -> dict[tuple[str, str], str]:
+    """(source kind, source id) → dataset name, for the clips of every dataset of one of
+    ``formats`` other than ``besides`` that know the recording they were cut from."""
+    with registry.transaction() as session:
+        rows = session.execute(select(Clip.source, Clip.source_id, Dataset.name).join(Dataset, Dataset.id == Clip.dataset_id)
+                               .where(Dataset.name != besides, Dataset.format.in_(list(formats)),
+                                      Clip.source.is_not(None), Clip.source_id.is_not(None))
+                               .order_by(Dataset.name)).all()
+    found: dict[tuple[str, str], str] = {}
+    for kind, source_id, name in rows:
+        found.setdefault((kind, source_id), name)
+    return found
+
+
 @dataclass(frozen=True)
 class StoredDataset:
     dataset_id: str
@@ -82,6 +96,8 @@ def store_dataset(registry: Registry, name: str, *, fmt: str, source_path: str, 
             dataset = existing
             for key, value in fields.items():
                 setattr(dataset, key, value)
+            old = select(Clip.id).where(Clip.dataset_id == dataset.id)  # their audit matches go too
+            session.execute(delete(AuditMatch).where(AuditMatch.clip_a_id.in_(old) | AuditMatch.clip_b_id.in_(old)))
             for table in (Caption, SplitMember, Clip):
                 session.execute(delete(table).where(table.dataset_id == dataset.id))
             status = "replaced"

@@ -63,10 +63,18 @@ class Dataset(Base):
 
 
 class Clip(Base):
-    """An audio file of a dataset; ``source_split`` is the split the corpus shipped it in."""
+    """An audio file of a dataset; ``source_split`` is the split the corpus shipped it in.
+
+    ``source``/``source_id`` name the recording the clip was cut from, where the corpus says
+    (``freesound`` + a FreeSound id for Clotho and WavCaps' FreeSound subset, ``youtube`` + a
+    YouTube id for AudioCaps and WavCaps' AudioSet_SL subset, ``bbc``/``soundbible`` + the
+    entry id): two clips with equal pairs hold the same recording, across datasets.
+    ``overlap_lists``: the published overlap lists that name the clip (``;``-joined), kept
+    only when a dataset was ingested with ``--keep-overlap``.
+    """
 
     __tablename__ = "clips"
-    __table_args__ = (Index(None, "dataset_id", "idx"),)
+    __table_args__ = (Index(None, "dataset_id", "idx"), Index(None, "source", "source_id"))
     id: Mapped[str] = _id()
     dataset_id: Mapped[str] = mapped_column(String(36), nullable=False)
     idx: Mapped[int] = mapped_column(Integer, nullable=False)  # stable row order inside the dataset
@@ -78,6 +86,11 @@ class Clip(Base):
     sample_rate: Mapped[int] = mapped_column(Integer, nullable=False)
     channels: Mapped[int] = mapped_column(Integer, nullable=False)
     tags: Mapped[str | None] = mapped_column(Text)  # ';'-joined labels, NULL when the corpus has none
+    source: Mapped[str | None] = mapped_column(String(32))
+    source_id: Mapped[str | None] = mapped_column(Text)
+    source_start: Mapped[float | None] = mapped_column(Double)  # seconds into the recording (AudioCaps)
+    licence: Mapped[str | None] = mapped_column(Text)
+    overlap_lists: Mapped[str | None] = mapped_column(Text)
 
 
 class Caption(Base):
@@ -242,3 +255,36 @@ class SystemMember(Base):
     run_id: Mapped[str] = _ref()
     rank: Mapped[int] = mapped_column(Integer, nullable=False)
     weight: Mapped[float] = mapped_column(Double, nullable=False, default=1.0)
+
+
+class Audit(Base):
+    """One acoustic overlap audit (``aacbatch audit overlap``): which datasets, how."""
+
+    __tablename__ = "audits"
+    id: Mapped[str] = _id()
+    datasets_json: Mapped[str] = mapped_column(Text, nullable=False)  # names, in the order given
+    pairs: Mapped[str] = mapped_column(String(16), nullable=False)  # all, within or across
+    params_json: Mapped[str] = mapped_column(Text, nullable=False)
+    n_clips: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_matches: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class AuditMatch(Base):
+    """Two clips that share audio: ``duration`` seconds from ``start_a`` in ``clip_a`` sound
+    like those from ``start_b`` in ``clip_b`` (``start_a >= start_b``: ``clip_a`` is the
+    longer recording a crop was cut from); ``score`` is the mean texture correlation of the
+    shared stretch (1.0: identical), ``specificity`` how much better the texture correlates at
+    the matched offset than at nearby shifts of it (see :mod:`aacbatch.audit.verify`)."""
+
+    __tablename__ = "audit_matches"
+    id: Mapped[str] = _id()
+    audit_id: Mapped[str] = _ref()
+    clip_a_id: Mapped[str] = _ref()
+    clip_b_id: Mapped[str] = _ref()
+    start_a: Mapped[float] = mapped_column(Double, nullable=False)
+    start_b: Mapped[float] = mapped_column(Double, nullable=False)
+    duration: Mapped[float] = mapped_column(Double, nullable=False)
+    score: Mapped[float] = mapped_column(Double, nullable=False)
+    specificity: Mapped[float] = mapped_column(Double, nullable=False)
+    votes: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -1,6 +1,7 @@
 """AudioCaps: ``{train,val,test}.csv`` (``audiocap_id,youtube_id,start_time,caption``) and an
 audio folder of ``<youtube_id>.wav`` or ``Y<youtube_id>.wav`` files (default: ``PATH/audio``,
-searched recursively). Rows of the same YouTube id in a split are one clip's captions.
+searched recursively). Rows of the same YouTube id in a split are one clip's captions; the
+YouTube id and ``start_time`` (seconds) are kept as the clip's source.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aacbatch.data.ingest.tables import index_audio, read_csv
-from aacbatch.data.manifest import ClipEntry, Manifest
+from aacbatch.data.manifest import ClipEntry, Manifest, Source
 from aacbatch.errors import InputError, shown
 
 SPLITS = ("train", "val", "test")
@@ -33,7 +34,18 @@ def parse(path: Path, *, audio_dir: Path | None = None, limit: int | None = None
                     name=found.name if found else f"{yid}.wav", source_split=split,
                     path=found or (audio_dir or path / "audio") / f"{yid}.wav",
                     captions=[], origin=f"{shown(csv_path.name)} line {line}",
+                    source=Source("youtube", yid, _start(row["start_time"], csv_path, line)),
                 )
             clips[key].captions.append(row["caption"].strip())
     entries = list(clips.values())
     return Manifest("audiocaps", path, entries[:limit] if limit else entries)
+
+
+def _start(text: str, csv_path: Path, line: int) -> float:
+    try:
+        start = float(text)
+    except ValueError:
+        start = -1.0
+    if not 0 <= start < float("inf"):
+        raise InputError(f"{shown(csv_path)} line {line}: start_time {text!r} is not a number of seconds >= 0")
+    return start

@@ -1,6 +1,11 @@
 """Clotho v2.1: ``clotho_captions_{split}.csv`` (``file_name,caption_1..caption_5``) beside
 audio folders ``development/``, ``validation/``, ``evaluation/``.
 
+``clotho_metadata_{split}.csv`` beside them (``file_name,keywords,sound_id,sound_link,
+start_end_samples,manufacturer,license``, Latin-1 in the official release) gives each clip's
+FreeSound id and licence, kept as the clip's source; a clip it does not list (or lists as
+"Not found") has none.
+
 SynthCaps writes the same layout plus ``tags.csv`` (``file_name,tags``, ``;``-joined) and
 ``labels.txt`` (the ordered tag vocabulary, one per line); both are read when present. Fewer
 than five caption columns are accepted (SynthCaps' pretraining profile has one), but they
@@ -13,7 +18,7 @@ import re
 from pathlib import Path
 
 from aacbatch.data.ingest.tables import Table, no_rows, read_csv, split_tags
-from aacbatch.data.manifest import ClipEntry, Manifest, check_tag
+from aacbatch.data.manifest import ClipEntry, Manifest, Source, check_tag
 from aacbatch.errors import InputError, shown
 from aacbatch.textfiles import read_utf8
 
@@ -35,6 +40,7 @@ def parse(path: Path, *, audio_dir: Path | None = None, limit: int | None = None
         raise no_rows(tables[0].path)
     for split, table in zip(listed, tables):
         columns = _caption_columns(table)
+        sources = _read_sources(path / f"clotho_metadata_{split}.csv")
         for line, row in table.rows:
             name = row["file_name"].strip()
             if not name:
@@ -42,7 +48,7 @@ def parse(path: Path, *, audio_dir: Path | None = None, limit: int | None = None
             clips.append(ClipEntry(
                 name=name, source_split=split, path=root / split / name,
                 captions=[row[c].strip() for c in columns],
-                origin=f"{shown(table.path.name)} line {line}", tags=tags.get(name),
+                origin=f"{shown(table.path.name)} line {line}", tags=tags.get(name), source=sources.get(name),
             ))
     if limit is not None:
         clips = clips[:limit]
@@ -69,6 +75,20 @@ def _caption_columns(table: Table) -> list[str]:
         raise InputError(f"{shown(table.path)}: caption columns must be numbered 1..{max(numbered)} without gaps; "
                          f"caption_{gaps[0]} is missing")
     return [numbered[n] for n in sorted(numbered)]
+
+
+def _read_sources(metadata: Path) -> dict[str, Source]:
+    """File name → its FreeSound recording, from a split's metadata CSV when present."""
+    if not metadata.is_file():
+        return {}
+    table = read_csv(metadata, ("file_name", "sound_id"), optional=None, allow_empty=True, latin1=True)
+    found = {}
+    for _, row in table.rows:
+        sound_id = row["sound_id"].strip()
+        if sound_id.isdigit():  # some rows say "Not found"
+            found[row["file_name"].strip()] = Source("freesound", sound_id,
+                                                     licence=(row.get("license") or "").strip() or None)
+    return found
 
 
 def _read_tags(path: Path) -> dict[str, list[str] | None]:

@@ -39,13 +39,14 @@ class Table:
 
 
 def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] | None = (), *,
-             allow_empty: bool = False) -> Table:
+             allow_empty: bool = False, latin1: bool = False) -> Table:
     """Read and check ``path`` (see the module docstring); ``optional`` lists the columns it
     may have besides ``required`` (None: any, for a caller that checks them itself);
-    ``allow_empty`` accepts a header without rows (a split of a corpus that has others)."""
+    ``allow_empty`` accepts a header without rows (a split of a corpus that has others);
+    ``latin1`` reads a file that is not UTF-8 as Latin-1 (Clotho's metadata files are)."""
     if not path.is_file():
         raise InputError(f"{shown(path)} is missing: the layout needs this file")
-    text = read_utf8(path)
+    text = _utf8_or_latin1(path) if latin1 else read_utf8(path)
     expected = ",".join(required) + "".join(f"[,{c}]" for c in optional or ())
     if not text.strip():
         raise InputError(f"{shown(path)} is empty: expected a header line {expected} and one row per entry")
@@ -67,6 +68,13 @@ def read_csv(path: Path, required: Sequence[str], optional: Sequence[str] | None
     if not rows and not allow_empty:
         raise no_rows(path)
     return Table(path, columns, rows)
+
+
+def _utf8_or_latin1(path: Path) -> str:
+    try:
+        return read_utf8(path)
+    except InputError:
+        return path.read_bytes().decode("latin-1")
 
 
 def no_rows(path: Path) -> InputError:
