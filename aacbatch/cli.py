@@ -912,14 +912,18 @@ def serve_cmd(ctx, index_name, port, host):
 # --- demo ----------------------------------------------------------------------------------
 
 @cli.command()
-@click.option("--scale", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
+@click.option("--scale", type=click.Choice(catalog.DEMO_SCALES), default="tiny", show_default=True,
+              help="tiny/small: short clips and a narrow CNN14 for CPUs; gpu: 10 s clips and the paper-size CNN14 on a GPU.")
 @click.pass_context
 def demo(ctx, scale):
     """Run the pipeline end to end on generated SynthCaps data (what `make demo` runs).
 
     Trains the teacher tagger, five retrieval models, twelve captioners and both baselines,
     builds the eight systems and prints Table 1 and Table 2 (tiny: about 15 minutes on two
-    CPU cores; a second run reuses everything and only re-prints)."""
+    CPU cores; a second run reuses everything and only re-prints).
+
+    \b
+    Example:  aacbatch --home ~/aacbatch-gpu --device cuda demo --scale gpu"""
     from aacbatch.demo import run_demo
 
     run_demo(_settings(ctx), scale=scale, echo=click.echo, progress=_progress)

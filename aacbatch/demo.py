@@ -27,6 +27,8 @@ from aacbatch.config import Settings
 from aacbatch.data.ingest import ingest
 from aacbatch.data.splits import resplit
 from aacbatch.data.synthcaps import generate
+from aacbatch.device import current
+from aacbatch.errors import InputError
 from aacbatch.featurize.job import featurize
 from aacbatch.formatting import render
 from aacbatch.registry.queries import named_query, run_sql
@@ -34,6 +36,7 @@ from aacbatch.registry.store import Registry
 from aacbatch.reports import plot_report, render_report, run_report
 from aacbatch.resources import resource_dir
 from aacbatch.systems import build_system
+from aacbatch.train.config import usable_cpus
 from aacbatch.train.run import train_task
 from aacbatch.typed import build, read_toml
 
@@ -70,14 +73,25 @@ def _one(**facts) -> str:
 
 @dataclass(frozen=True)
 class DemoScale:
+    """How much data, and what the recipes change at this scale: ``tagger`` and ``every`` are
+    ``--set`` pairs for the teacher and for every epoch-trained run."""
+
     target_clips: int
     pretrain_clips: int
     duration: tuple[float, float]
+    tagger: tuple[str, ...] = ()
+    every: tuple[str, ...] = ()
+    needs_gpu: bool = False
 
 
 SCALES = {
     "tiny": DemoScale(target_clips=300, pretrain_clips=600, duration=(2.0, 3.0)),
     "small": DemoScale(target_clips=600, pretrain_clips=2400, duration=(3.0, 6.0)),
+    # Ten-second clips and the paper-size CNN14 (80 M parameters, PANNs' dropout) on one GPU:
+    # every stage as the paper runs it, in bf16 with batches read by worker processes.
+    "gpu": DemoScale(target_clips=1000, pretrain_clips=3000, duration=(10.0, 10.0),
+                     tagger=("model='cnn14'", "block_dropout=0.2", "pooled_dropout=0.5", "batch_size=64", "lr=1e-3"),
+                     every=("amp='bf16'", f"loader_workers={min(4, usable_cpus())}"), needs_gpu=True),
 }
 
 
@@ -100,6 +114,9 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     if progress is None:
         progress = lambda total, desc: tqdm(total=total, desc=desc, disable=True)  # noqa: E731
     recipe = SCALES[scale]
+    if recipe.needs_gpu and current().type != "cuda":
+        raise InputError(f"demo --scale {scale} trains the paper-size CNN14 and needs a CUDA GPU (this process runs on "
+                         f"{current()}): use --scale tiny on CPUs")
     registry = Registry(settings)
     data = settings.home / "data"
 
@@ -122,7 +139,8 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
 
     echo("\n== teacher tagger (stands in for AudioSet-pretrained PANNs CNN14) ==")
     plan = demo_plan()
-    tagger = train_task(registry, _one(teacher=True), dataset=PRETRAIN, config="demo-tagger", reuse=True, log=echo)
+    tagger = train_task(registry, _one(teacher=True), dataset=PRETRAIN, config="demo-tagger", reuse=True, log=echo,
+                        sets=recipe.tagger + recipe.every)
     echo(f"tagger run {tagger.run_id}: val mAP {tagger.final['val']['mAP']:.3f}")
 
     echo("\n== featurize: teacher tag scores, caption tokens, locked-text embeddings, SD/CLIP images ==")
@@ -134,7 +152,7 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     echo("\n== retrieval: pretrain on SynthCaps-pretrain → finetune on SynthCaps, five variants ==")
     finetuned = []
     for model in plan:
-        sets = (f"audio_init='{tagger.run_id}'", *model.sets)
+        sets = (f"audio_init='{tagger.run_id}'", *model.sets, *recipe.every)
         pre = train_task(registry, model.task, dataset=PRETRAIN, config="demo-retrieval-pretrain", sets=sets,
                          reuse=True, log=echo)
         fine = train_task(registry, model.task, dataset=TARGET, config="demo-retrieval-finetune", sets=sets,
@@ -154,10 +172,10 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
             _show(echo, encoded)
         features = f"features='{encoded.name}'"
         pre = train_task(registry, captioner, dataset=PRETRAIN, config="demo-caption-pretrain", reuse=True, log=echo,
-                         sets=(features, f"vocab_from=['{TARGET}']"))
+                         sets=(features, f"vocab_from=['{TARGET}']", *recipe.every))
         for seed in range(model.captioner_seeds):
             train_task(registry, captioner, dataset=TARGET, config="demo-caption-finetune", reuse=True, log=echo,
-                       sets=(features, f"vocab_from=['{PRETRAIN}']"), seed=seed, init_from=pre.run_id)
+                       sets=(features, f"vocab_from=['{PRETRAIN}']", *recipe.every), seed=seed, init_from=pre.run_id)
     train_task(registry, _one(family="baseline", output="caption"), dataset=TARGET, reuse=True, log=echo)
 
     echo("\nText→audio retrieval on the target set's eval split, every finetuned model (from the registry):")

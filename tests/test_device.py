@@ -244,3 +244,15 @@ def test_out_of_memory_names_the_batch_size_and_fails_the_run(synth_registry, mo
 def test_to_device_moves_numpy_and_tensors():
     moved = to_device({"a": np.arange(3), "b": torch.ones(2)}, torch.device("cpu"))
     assert isinstance(moved["a"], torch.Tensor) and moved["a"].tolist() == [0, 1, 2] and moved["b"].device.type == "cpu"
+
+
+def test_demo_scales_are_the_catalogs_and_the_gpu_scale_needs_a_gpu(tmp_path, monkeypatch):
+    from aacbatch.config import Settings
+    from aacbatch.demo import SCALES, run_demo
+
+    assert tuple(SCALES) == catalog.DEMO_SCALES
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("AACBATCH_DEVICE", "cpu")
+        with pytest.raises(InputError, match=r"demo --scale gpu trains the paper-size CNN14 and needs a CUDA GPU"):
+            run_demo(Settings.resolve(home=tmp_path), scale="gpu", echo=QUIET)
+        assert not (tmp_path / "data").exists()  # refused before anything was generated
