@@ -1,0 +1,9 @@
+-- Final scores of the systems in :systems (comma-separated ids) on every dataset and split
+-- they were scored on; a NULL value has its reason.
+SELECT s.system_id, COALESCE(sd.name, yd.name) AS eval_dataset, s.split, s.metric, s.value, s.reason
+FROM scores s
+JOIN systems y ON y.id = s.system_id
+LEFT JOIN datasets yd ON yd.id = y.dataset_id
+LEFT JOIN datasets sd ON sd.id = s.dataset_id
+WHERE POSITION(',' || s.system_id || ',' IN ',' || :systems || ',') > 0 AND s.epoch IS NULL
+ORDER BY s.system_id, eval_dataset, s.split, s.metric
