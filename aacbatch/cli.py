@@ -477,24 +477,59 @@ def metrics():
 @metrics.command("caption")
 @click.option("--predictions", required=True, type=click.Path(path_type=Path), help='JSON {"id": "caption"}.')
 @click.option("--references", required=True, type=click.Path(path_type=Path), help='JSON {"id": ["ref", ...]}.')
-@click.option("--json", "as_json", is_flag=True, help="Corpus and per-item values as JSON.")
+@click.option("--metrics", "metric_names", default="dcase2023", show_default=True,
+              help="A set (dcase2023, dcase2024, all) or metric names, comma-separated (e.g. bleu_4,rouge_l,cider_d).")
+@click.option("--candidates", type=click.Path(path_type=Path),
+              help='JSON {"id": ["beam 1", "beam 2", …]} for SPIDEr-max (the same number per id).')
+@click.option("--sbert", type=click.Path(file_okay=False, path_type=Path),
+              help="A local sentence-transformers folder for FENSE [default: HOME/assets/fense/paraphrase-TinyBERT-L6-v2].")
+@click.option("--ci", type=float, metavar="LEVEL", help="Also a bootstrap interval over clips at LEVEL %, e.g. 95.")
+@click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples for --ci.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap draws.")
+@click.option("--json", "as_json", is_flag=True, help="Corpus and per-item values (and intervals) as JSON.")
 @click.pass_context
-def metrics_caption(ctx, predictions, references, as_json):
-    """Score captions against references; unavailable metrics print as n/a (reason)."""
+def metrics_caption(ctx, predictions, references, metric_names, candidates, sbert, ci, resamples, seed, as_json):
+    """Score captions against references; unavailable metrics print as n/a (reason).
+
+    \b
+    Example:
+      aacbatch metrics caption --predictions preds.json --references refs.json --metrics dcase2024 --ci 95
+    """
     import json
+    import time
 
     from aacbatch.evaluate.captions import caption_metrics, load_json_mapping
+    from aacbatch.evaluate.uncertainty import NO_INTERVAL, bootstrap_intervals
 
+    if ci is not None and not 0 < ci < 100:
+        raise click.UsageError(f"--ci {ci:g}: give a level between 0 and 100, e.g. 95")
+    if resamples < 1:
+        raise click.UsageError(f"--resamples must be at least 1, got {resamples}")
+    names = [n.strip() for n in metric_names.split(",") if n.strip()]
     scores = caption_metrics(load_json_mapping(predictions, str), load_json_mapping(references, list),
-                             assets_dir=_settings(ctx).home / "assets")
+                             assets_dir=_settings(ctx).home / "assets", metrics=names,
+                             candidates=load_json_mapping(candidates, list) if candidates else None, sbert_model=sbert)
+    started = time.perf_counter()
+    intervals = bootstrap_intervals(scores.statistics, resamples=resamples, level=ci / 100, seed=seed) if ci else {}
+    timings = {**scores.timings, **({f"{resamples} bootstrap resamples of each metric": time.perf_counter() - started}
+                                    if ci else {})}
+    clean = lambda v: None if v is None or v != v else v  # noqa: E731  (NaN → null)
     if as_json:
-        clean = lambda v: None if v is None or v != v else v  # noqa: E731  (NaN → null)
         click.echo(json.dumps({"corpus": {k: clean(v) for k, v in scores.corpus.items()}, "reasons": scores.reasons,
-                               "per_item": {m: {i: clean(v) for i, v in d.items()} for m, d in scores.per_item.items()}},
-                              indent=2))
+                               "intervals": {k: {"low": clean(i.low), "high": clean(i.high), "level": i.level,
+                                                 "resamples": i.resamples, "seed": i.seed} for k, i in intervals.items()},
+                               "per_item": {m: {i: clean(v) for i, v in d.items()} for m, d in scores.per_item.items()},
+                               "seconds": timings}, indent=2))
         return
     for name, value in scores.corpus.items():
-        click.echo(f"{name:<10} {value:.4f}" if value is not None else f"{name:<10} n/a ({scores.reasons[name]})")
+        if value is None:
+            click.echo(f"{name:<10} n/a ({scores.reasons[name]})")
+        elif ci and name in intervals:
+            click.echo(f"{name:<10} {value:.4f}  [{intervals[name].low:.4f}, {intervals[name].high:.4f}] ({ci:g} %)")
+        else:
+            why = f"  (no interval: {NO_INTERVAL[name]})" if ci and name in NO_INTERVAL else ""
+            click.echo(f"{name:<10} {value:.4f}{why}")
+    click.echo("time: " + ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in timings.items()), err=True)
 
 
 @metrics.command("install")
@@ -584,28 +619,49 @@ def system_show(ctx, name):
 
 @cli.command("report")
 @click.argument("name")
+@click.argument("compared", nargs=-1, metavar="[A B]")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a report parameter (repeatable).")
 @_format_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to this file instead of printing it.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw it as a PNG (table1, table2, curves).")
 @click.option("--with-paper", is_flag=True, help="Add the paper's published numbers (table1, table2), labelled as the paper's.")
+@click.option("--ci", type=float, metavar="LEVEL", help="Show each metric's bootstrap interval (stored at 95).")
+@click.option("--split", default="eval", show_default=True, help="compare: the split both are scored on.")
+@click.option("--dataset", help="compare: the dataset [default: A's own].")
 @click.pass_context
-def report(ctx, name, params, fmt, out, plot, with_paper):
-    """Print report NAME (sql/reports/NAME.sql: table1, table2, runs, curves; or a .sql path).
+def report(ctx, name, compared, params, fmt, out, plot, with_paper, ci, split, dataset):
+    """Print report NAME (sql/reports/NAME.sql: table1, table2, runs, seeds, curves; or a .sql
+    path), or `report compare A B`: runs or systems A and B on the same split, per metric the
+    difference A − B, its 95 % paired-bootstrap interval and a randomisation p-value.
 
     \b
     Examples:
-      aacbatch report table1 --with-paper
+      aacbatch report table1 --with-paper --ci 95
       aacbatch report table2 --format md --out table2.md
       aacbatch report curves --param task=clap_tag --plot curves.png
+      aacbatch report seeds --param metric=t2a/mAP@10
+      aacbatch report compare retrieval_s1 3f2a1b0c --split eval
     """
-    from aacbatch.typed import parse_params
+    from aacbatch.formatting import render
     from aacbatch.reports import plot_report, render_report, run_report
+    from aacbatch.typed import parse_params
 
-    result = run_report(_registry(ctx), name, parse_params(params), with_paper=with_paper)
-    text = render_report(result, fmt)
-    if plot is not None:
-        click.echo(f"plot written to {plot_report(result, plot)}", err=True)
+    if ci is not None and ci != 95:
+        raise click.UsageError(f"--ci {ci:g}: intervals are computed and stored at 95 %; use --ci 95")
+    if name == "compare":
+        from aacbatch.comparison import compare_models
+
+        if len(compared) != 2:
+            raise click.UsageError("report compare needs two runs or systems: A B")
+        result = compare_models(_registry(ctx), *compared, split=split, dataset=dataset)
+        text = f"{result.title}\n" + render(result.columns, result.rows, fmt)
+    else:
+        if compared:
+            raise click.UsageError(f"report {name} takes no further arguments (only `report compare A B` does)")
+        result = run_report(_registry(ctx), name, parse_params(params), with_paper=with_paper)
+        text = render_report(result, fmt, ci=ci is not None)
+        if plot is not None:
+            click.echo(f"plot written to {plot_report(result, plot)}", err=True)
     if out is None:
         click.echo(text)
     else:

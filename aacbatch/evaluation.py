@@ -31,7 +31,7 @@ from aacbatch import catalog
 from aacbatch.captioning import evaluate_ensemble
 from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
-from aacbatch.evaluate.retrieval import retrieval_scores
+from aacbatch.evaluate.scored import score_retrieval
 from aacbatch.featurize.sets import cached_set
 from aacbatch.registry.datasets import get_dataset
 from aacbatch.registry.features import feature_set_by_id
@@ -106,8 +106,9 @@ def evaluate_retrieval_run(registry: Registry, run_id: str, dataset: str, splits
         path = _run_dir(registry, run.id) / f"similarity-{dataset}-{split}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, **arrays)
-        results[split] = SplitResult(retrieval_scores(arrays["similarity"], arrays["relevant"]),
-                                     artifacts={"similarity": path})
+        scored = score_retrieval(arrays["similarity"], arrays["relevant"], [str(c) for c in arrays["clip_idx"]])
+        results[split] = SplitResult(scored.metrics, artifacts={"similarity": path}, intervals=scored.intervals,
+                                     provenance=scored.provenance)
     RunRecorder(registry, run.id, get_dataset(registry, dataset).id).final(results)
     return {split: r.metrics for split, r in results.items()}
 
@@ -120,7 +121,8 @@ def evaluate_caption_run(registry: Registry, run_id: str, dataset: str, splits: 
     results = {}
     for split in splits:
         scored = evaluate_ensemble(registry, [run.id], None, split, dataset=dataset)
-        results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions)
+        results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions, intervals=scored.intervals,
+                                     provenance=scored.provenance)
     RunRecorder(registry, run.id, get_dataset(registry, dataset).id).final(results)
     return {split: r.metrics for split, r in results.items()}
 
@@ -133,7 +135,7 @@ def evaluate_system(registry: Registry, name: str, dataset: str, splits: Sequenc
     if not pairs:
         raise InputError(f"system {name!r} has no members: rebuild it with `aacbatch system build {name}`")
     ids, weights = [r for r, _ in pairs], [w for _, w in pairs]
-    scores, reasons, artifacts, captions = {}, {}, {}, {}
+    scores, reasons, artifacts, captions, intervals, provenance = {}, {}, {}, {}, {}, {}
     folder = Path(registry.settings.home) / "systems" / name
     for split in splits:
         if system.kind == "retrieval":
@@ -142,11 +144,15 @@ def evaluate_system(registry: Registry, name: str, dataset: str, splits: Sequenc
             folder.mkdir(parents=True, exist_ok=True)
             artifacts[split] = folder / f"similarity-{dataset}-{split}.npz"
             np.savez_compressed(artifacts[split], **arrays)
-            scores[split], reasons[split] = retrieval_scores(arrays["similarity"], arrays["relevant"]), {}
+            scored = score_retrieval(arrays["similarity"], arrays["relevant"], [str(c) for c in arrays["clip_idx"]])
+            scores[split], reasons[split] = scored.metrics, {}
+            intervals[split], provenance[split] = scored.intervals, scored.provenance
         else:
             scored = evaluate_ensemble(registry, ids, weights, split, dataset=dataset)
             scores[split] = scored.metrics
             reasons[split] = {k: v for k, v in scored.reasons.items() if scored.metrics.get(k) is None}
             captions[split] = scored.captions
-    put_system_scores(registry, system.id, get_dataset(registry, dataset).id, scores, reasons, artifacts, captions)
+            intervals[split], provenance[split] = scored.intervals, scored.provenance
+    put_system_scores(registry, system.id, get_dataset(registry, dataset).id, scores, reasons, artifacts, captions,
+                      intervals, provenance)
     return scores

@@ -30,6 +30,7 @@ PAPER_LABEL = ("Paper's published numbers (Clotho v2.1 evaluation split, 1045 cl
 RANDOM_NOTE = "random-weight"
 _PLOT = re.compile(r"^--\s*plot:\s*(\w+)\s*$", re.MULTILINE)
 _REASON = "_reason"
+_BOUNDS = ("_low", "_high")
 
 
 @dataclass(frozen=True)
@@ -90,18 +91,25 @@ def paper_reference(report: str) -> Table | None:
     return Table(["system (paper)"] + metrics, [(s, *(values.get((s, m)) for m in metrics)) for s in systems])
 
 
-def displayed(table: Table, notes: list[str] | None = None) -> Table:
+def displayed(table: Table, notes: list[str] | None = None, *, ci: str | None = None) -> Table:
     """``X`` and ``X_reason`` merged into one column: the value, or ``n/a (reason)`` when NULL.
 
     With ``notes`` (a list to fill), a NULL cell shows ``n/a [k]`` and the k-th distinct
     reason is appended to ``notes``: a terminal table stays readable when the same long
-    reason (a missing SPICE jar) applies to three metrics of every row.
+    reason (a missing SPICE jar) applies to three metrics of every row. Interval columns
+    ``X_low``/``X_high`` are left out unless ``ci``: ``"cell"`` shows ``value [low, high]`` in
+    one cell (terminal and Markdown), ``"columns"`` keeps them as numbers (CSV, JSON).
     """
     index = {c: k for k, c in enumerate(table.columns)}
-    keep = [c for c in table.columns if not (c.endswith(_REASON) and c[:-len(_REASON)] in index)]
+    bounds = {c for c in table.columns for suffix in _BOUNDS if c.endswith(suffix) and c[:-len(suffix)] in index}
+    keep = [c for c in table.columns if not (c.endswith(_REASON) and c[:-len(_REASON)] in index)
+            and (c not in bounds or ci == "columns")]
 
     def cell(row: tuple, column: str) -> object:
         value = row[index[column]]
+        if ci == "cell" and value is not None and column + _BOUNDS[0] in bounds:
+            low, high = row[index[column + _BOUNDS[0]]], row[index[column + _BOUNDS[1]]]
+            return f"{value:.4f} [{low:.4f}, {high:.4f}]" if low is not None and high is not None else value
         reason_at = index.get(column + _REASON)
         if value is None and reason_at is not None and row[reason_at]:
             if notes is None:
@@ -114,11 +122,12 @@ def displayed(table: Table, notes: list[str] | None = None) -> Table:
     return Table(keep, [tuple(cell(row, c) for c in keep) for row in table.rows])
 
 
-def render_report(report: Report, fmt: str = "table") -> str:
+def render_report(report: Report, fmt: str = "table", *, ci: bool = False) -> str:
     """The report in ``fmt``; with the paper's numbers, a second block labelled as the paper's.
-    In the terminal ``table`` format, reasons for n/a cells are numbered notes under the table."""
+    In the terminal ``table`` format, reasons for n/a cells are numbered notes under the table.
+    ``ci`` shows every metric's 95 % bootstrap interval (in the cell, or as columns in CSV/JSON)."""
     notes: list[str] | None = [] if fmt == "table" else None
-    shown = displayed(report.table, notes)
+    shown = displayed(report.table, notes, ci=(("columns" if fmt in ("csv", "json") else "cell") if ci else None))
     body = render(shown.columns, shown.rows, fmt)
     if notes:
         body += "\n" + "\n".join(f"[{k}] {reason}" for k, reason in enumerate(notes, start=1))
@@ -162,8 +171,10 @@ def _bars(plt, report: Report):
     """One group per row (its first column), one bar per float metric column; a NULL value is
     marked n/a, and metrics NULL in every row (an asset missing) are named in a footnote."""
     table = report.table
+    index = {c: k for k, c in enumerate(table.columns)}
+    bounds = {c for c in table.columns for suffix in _BOUNDS if c.endswith(suffix) and c[:-len(suffix)] in index}
     metrics = [k for k, c in enumerate(table.columns)
-               if not c.endswith(_REASON) and any(isinstance(r[k], float) for r in table.rows)
+               if not c.endswith(_REASON) and c not in bounds and any(isinstance(r[k], float) for r in table.rows)
                and all(r[k] is None or isinstance(r[k], float) for r in table.rows)]
     if not metrics:
         raise InputError(f"report {report.name!r} has no metric columns to plot")
@@ -176,8 +187,16 @@ def _bars(plt, report: Report):
     for j, k in enumerate(metrics):
         xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(labels))]
         values = [row[k] for row in table.rows]
+        column = table.columns[k]
+        errors = None
+        if column + _BOUNDS[0] in index:  # error bars: the 95 % bootstrap interval
+            low, high = index[column + _BOUNDS[0]], index[column + _BOUNDS[1]]
+            errors = [[max(0.0, v - (row[low] if row[low] is not None else v)) for row, v in zip(table.rows, values)
+                       if v is not None],
+                      [max(0.0, (row[high] if row[high] is not None else v) - v) for row, v in zip(table.rows, values)
+                       if v is not None]]
         ax.bar([x for x, v in zip(xs, values) if v is not None], [v for v in values if v is not None], width,
-               label=table.columns[k])
+               label=column, yerr=errors, capsize=2 if errors else 0)
         for x, v in zip(xs, values):
             if v is None:
                 ax.text(x, 0.01, "n/a", rotation=90, ha="center", va="bottom", fontsize=7)

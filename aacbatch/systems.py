@@ -33,7 +33,7 @@ import numpy as np
 from aacbatch import catalog
 from aacbatch.captioning import evaluate_ensemble
 from aacbatch.errors import InputError
-from aacbatch.evaluate.retrieval import retrieval_scores
+from aacbatch.evaluate.scored import score_retrieval
 from aacbatch.hashing import fingerprint
 from aacbatch.names import check_name, inside
 from aacbatch.registry.datasets import dataset_name
@@ -254,7 +254,8 @@ def _retrieval_ensemble(selection: Selection, inputs: dict[str, dict], splits: S
     for split in splits:
         parts = [_load_similarity(m.run_id, Path(inputs[m.run_id][split][0])) for m in selection.members]
         arrays = mean_similarity(parts, weights, split)
-        out[split] = (arrays, retrieval_scores(arrays["similarity"], arrays["relevant"]))
+        out[split] = (arrays, score_retrieval(arrays["similarity"], arrays["relevant"],
+                                              [str(c) for c in arrays["clip_idx"]]))
     return out
 
 
@@ -293,16 +294,19 @@ def build_system(registry: Registry, name: str, *, query_file: Path | None = Non
                            dataset_name(registry, selection.dataset_id))
     if selection.kind == "retrieval":
         results = _retrieval_ensemble(selection, inputs, splits)
-        scores = {split: metrics for split, (_, metrics) in results.items()}
-        reasons: dict[str, dict[str, str]] = {split: {} for split in splits}
+        evaluations = {split: scored for split, (_, scored) in results.items()}
     else:
         results = _caption_ensemble(registry, selection, splits)
-        scores = {split: dict(ev.metrics) for split, ev in results.items()}
-        reasons = {split: {k: v for k, v in ev.reasons.items() if ev.metrics.get(k) is None} for split, ev in results.items()}
+        evaluations = results
+    scores = {split: dict(ev.metrics) for split, ev in evaluations.items()}
+    reasons = {split: {k: v for k, v in ev.reasons.items() if ev.metrics.get(k) is None}
+               for split, ev in evaluations.items()}
     written = _write_artifacts(registry, name, fp, results) if selection.kind == "retrieval" else {}
     captions = {split: ev.captions for split, ev in results.items()} if selection.kind == "caption" else {}
     rows = SystemRows(selection.kind, selection.dataset_id, sql, params, fp, selection.warnings,
-                      [(m.run_id, m.rank, m.weight) for m in selection.members], scores, reasons, written, captions)
+                      [(m.run_id, m.rank, m.weight) for m in selection.members], scores, reasons, written, captions,
+                      {split: ev.intervals for split, ev in evaluations.items()},
+                      {split: ev.provenance for split, ev in evaluations.items()})
     try:
         system_id, status = write_system(registry, name, rows)
     except BaseException:

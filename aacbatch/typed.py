@@ -33,14 +33,34 @@ def parse_value(text: str) -> object:
         return text
 
 
+class FlagValue(str):
+    """A ``--set`` value: the text as typed, and what it reads as (:func:`parse_value`).
+
+    The field it sets decides which one it is: ``teacher=13760041`` (a run-id prefix of
+    digits) stays the text for a ``str`` field instead of becoming the number 13760041."""
+
+    parsed: object
+
+    def __new__(cls, text: str):
+        self = super().__new__(cls, text)
+        self.parsed = parse_value(text)
+        return self
+
+
+def plain(value: object) -> object:
+    """What a value reads as, for settings outside a dataclass (a spec's ``kind``, ``block_size``)."""
+    return value.parsed if isinstance(value, FlagValue) else value
+
+
 def parse_pairs(pairs: Iterable[str], flag: str = "--set") -> dict[str, object]:
-    """``["lr=1e-4", "split=val"]`` → ``{"lr": 0.0001, "split": "val"}`` (values as TOML literals)."""
+    """``["lr=1e-4", "split=val"]`` → ``{"lr": FlagValue("1e-4"), …}``: each value read as a
+    TOML literal where its field wants one (:func:`check_value`)."""
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"{flag} {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = parse_value(raw.strip())
+        out[key.strip()] = FlagValue(raw.strip())
     return out
 
 
@@ -113,10 +133,19 @@ def unknown_key(key: str, valid: Iterable[str], source: str, label: str = "setti
 
 
 def check_value(cls: type, name: str, value: object, source: str) -> object:
-    """``value`` as field ``name`` of dataclass ``cls`` wants it (int → float, list → tuple)."""
+    """``value`` as field ``name`` of dataclass ``cls`` wants it (int → float, list → tuple; a
+    :class:`FlagValue` as what it reads as, or as its text for a ``str`` field)."""
     hint = typing.get_type_hints(cls)[name]
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-    for typ in typing.get_args(hint) if union else (hint,):
+    allowed = typing.get_args(hint) if union else (hint,)
+    if isinstance(value, FlagValue):
+        parsed = value.parsed
+        if isinstance(parsed, str) or str not in allowed:
+            value = parsed
+        else:  # a number-looking text for a field that takes text: the text, unless another type fits
+            fits = [t for t in allowed if t is not str and isinstance(parsed, typing.get_origin(t) or t)]
+            value = parsed if fits else str(value)
+    for typ in allowed:
         origin = typing.get_origin(typ) or typ
         if typ is type(None) and value is None:
             return None

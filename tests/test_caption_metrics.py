@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -346,3 +347,27 @@ def test_metrics_command_refuses_non_utf8_and_partial_predictions(tmp_path):
         out = CliRunner().invoke(cli, ["--home", str(tmp_path / "h"), "metrics", "caption", "--predictions", str(preds),
                                        "--references", str(refs)])
         assert out.exit_code != 0 and message in out.output and "Traceback" not in out.output
+
+
+def test_metrics_cli_prints_every_metric_of_a_set_with_an_interval_or_a_reason(tmp_path):
+    from click.testing import CliRunner
+
+    from aacbatch.cli import cli
+
+    rng = np.random.default_rng(0)
+    words = ["a", "dog", "barks", "loudly", "rain", "falls", "on", "roof", "cars", "pass", "bird", "sings"]
+    refs = {f"c{k}": [" ".join(rng.choice(words, 6)) for _ in range(5)] for k in range(30)}
+    preds = {k: v[0] if int(k[1:]) % 2 else " ".join(rng.choice(words, 5)) for k, v in refs.items()}
+    (tmp_path / "p.json").write_text(json.dumps(preds))
+    (tmp_path / "r.json").write_text(json.dumps(refs))
+    out = CliRunner().invoke(cli, ["--home", str(tmp_path / "h"), "metrics", "caption", "--predictions",
+                                   str(tmp_path / "p.json"), "--references", str(tmp_path / "r.json"),
+                                   "--metrics", "dcase2024", "--ci", "95"])
+    assert out.exit_code == 0, out.output
+    lines = {line.split()[0]: line for line in out.output.splitlines() if line and not line.startswith("time:")}
+    assert set(lines) == {"meteor", "cider_d", "spice", "spider", "spider_fl", "fense", "vocab"}
+    for metric in ("meteor", "cider_d"):
+        value, low, high = (float(x) for x in re.findall(r"\d+\.\d{4}", lines[metric])[:3])
+        assert low <= value <= high and "(95 %)" in lines[metric]
+    assert "n/a (" in lines["spice"] and "n/a (" in lines["fense"] and "no interval" in lines["vocab"]
+    assert "time: JVM start + PTB tokenise" in out.output and "1000 bootstrap resamples" in out.output

@@ -207,3 +207,69 @@ def test_a_copied_home_keeps_working_after_the_original_is_gone(tmp_path, synth_
     assert shown["path"].startswith(str(moved))
     assert runner("train", "--task", "tagger", "--dataset", "sc", "--set", "epochs=1", "--set", "batch_size=16",
                   "--reuse").output.startswith(f"reusing finished run {tagger.run_id}")
+
+
+# --- uncertainty, comparisons, provenance, seeds ----------------------------------------------
+
+def test_final_scores_carry_intervals_and_provenance(two):
+    registry, clap, caption = two
+    _, rows = run_sql(registry, "SELECT metric, value, ci_low, ci_high, ci_level, provenance_id FROM final_scores "
+                                "WHERE run_id = :r AND split = 'eval' AND eval_dataset = 'sc'", {"r": clap.run_id})
+    by_metric = {r[0]: r[1:] for r in rows}
+    value, low, high, level, provenance = by_metric["t2a/mAP@10"]
+    assert low <= value <= high and level == 0.95 and low < high and provenance
+    _, record = run_sql(registry, "SELECT record_json FROM provenance WHERE id = :p", {"p": provenance})
+    assert "aacbatch.evaluate.retrieval" in json.loads(record[0][0])["implementation"][0]
+    _, caption_rows = run_sql(registry, "SELECT metric, value, ci_low, ci_high, reason FROM final_scores "
+                                        "WHERE run_id = :r AND split = 'eval' AND eval_dataset = 'sc'",
+                              {"r": caption.run_id})
+    found = {r[0]: r[1:] for r in caption_rows}
+    assert {"bleu_1", "bleu_4", "rouge_l", "meteor", "cider_d", "vocab"} <= set(found)
+    cider, cider_low, cider_high, _ = found["cider_d"]
+    assert cider_low <= cider <= cider_high
+    assert found["vocab"][1] is None and found["spice"][0] is None and found["spice"][3]  # no interval / n/a + reason
+
+
+def test_compare_a_system_with_its_own_member_and_two_captioners(two):
+    registry, clap, caption = two
+    member = build_system(registry, "retrieval_s4", params={"split": "eval", "dataset": "sc"},
+                          splits=("eval",)).members[0].run_id
+    out = cli_run(registry, "report", "compare", "retrieval_s4", member[:8], "--format", "json")
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output.split("\n", 1)[1])
+    by_metric = {r["metric"]: r for r in rows}
+    same = by_metric["t2a/mAP@10"]
+    assert same["A-B"] == 0 and same["low"] == 0 and same["high"] == 0 and same["p"] == 1.0  # the same model
+    baseline = train_task(registry, "frequent_caption", dataset="sc", log=QUIET)
+    out = cli_run(registry, "report", "compare", caption.run_id, baseline.run_id)
+    assert out.exit_code == 0 and "cider_d" in out.output and "meteor" in out.output, out.output
+    wrong = cli_run(registry, "report", "compare", caption.run_id, clap.run_id)
+    assert wrong.exit_code != 0 and "compare models of one kind" in wrong.output
+
+
+def test_tables_show_intervals_on_request(two):
+    registry, clap, _ = two
+    plain = cli_run(registry, "report", "table1", "--param", "split=eval", "--param", "dataset=sc")
+    with_ci = cli_run(registry, "report", "table1", "--param", "split=eval", "--param", "dataset=sc", "--ci", 95)
+    assert plain.exit_code == 0 and with_ci.exit_code == 0, with_ci.output
+    assert "[" not in plain.output.split("\n")[2] and "_low" not in plain.output
+    assert "] " in with_ci.output or "]  " in with_ci.output
+    assert cli_run(registry, "report", "table1", "--param", "dataset=sc", "--ci", 90).exit_code != 0
+
+
+def test_runs_that_differ_only_in_seed_form_one_group(registry):
+    from aacbatch.registry.runs import RunRecorder, SplitResult
+
+    values = {0: 0.40, 1: 0.50, 2: 0.60}
+    for seed, value in values.items():
+        recorder = RunRecorder.start(registry, task="clap", config={"seed": seed, "lr": 1e-3}, dataset_id=None,
+                                     parent_run_id=None, feature_sets=[], seed=seed, random_weights=False)
+        recorder.final({"eval": SplitResult({"t2a/mAP@10": value})})
+        recorder.status("finished")
+    other = RunRecorder.start(registry, task="clap", config={"seed": 0, "lr": 1e-4}, dataset_id=None,
+                              parent_run_id=None, feature_sets=[], seed=0, random_weights=False)
+    other.final({"eval": SplitResult({"t2a/mAP@10": 0.1})})
+    other.status("finished")
+    _, rows = run_sql(registry, "SELECT n, mean, sd FROM seed_groups WHERE metric = 't2a/mAP@10' ORDER BY n DESC")
+    assert rows[0][0] == 3 and rows[0][1] == pytest.approx(0.5) and rows[0][2] == pytest.approx(0.1)
+    assert rows[1][0] == 1  # another learning rate: another group

@@ -288,3 +288,25 @@ def test_config_values_out_of_range_are_refused_before_a_run_exists(synth_regist
         with pytest.raises(InputError, match=message):
             train_task(synth_registry, "clap", dataset="sc", sets=("text='locked'", setting), log=lambda _: None)
     assert run_sql(synth_registry, "SELECT COUNT(*) FROM runs")[1] == [(0,)]
+
+
+def test_set_values_are_read_for_the_field_they_set():
+    """A run-id prefix made of digits stays text for a text field (it used to become a number)."""
+    from dataclasses import dataclass
+
+    from aacbatch.typed import build, parse_pairs
+
+    @dataclass(frozen=True)
+    class Fields:
+        teacher: str = ""
+        epochs: int = 1
+        lr: float = 1.0
+        splits: tuple[str, ...] = ()
+        clip: float | None = None
+
+    got = build(Fields, [("--set", parse_pairs(["teacher=13760041", "epochs=3", "lr=1e-4", "splits=['a']",
+                                                 "clip=2"]))])
+    assert got == Fields("13760041", 3, 1e-4, ("a",), 2.0)
+    assert build(Fields, [("--set", parse_pairs(["teacher='quoted'"]))]).teacher == "quoted"
+    with pytest.raises(InputError, match="epochs = 'x' is not a"):
+        build(Fields, [("--set", parse_pairs(["epochs=x"]))])

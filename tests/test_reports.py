@@ -42,7 +42,8 @@ def fake_caption_ensembles(monkeypatch):
     def evaluate_ensemble(registry, run_ids, weights, split):
         metrics = {"meteor": 0.2 + len(run_ids) / 100, "cider_d": 0.4, "spice": None, "spider": None}
         reasons = {"spice": SPICE_REASON, "spider": "needs SPICE"}
-        return types.SimpleNamespace(metrics=metrics, reasons=reasons, captions={"clip-1": "a dog barks"})
+        return types.SimpleNamespace(metrics=metrics, reasons=reasons, captions={"clip-1": "a dog barks"}, intervals={},
+                                     provenance={})
 
     monkeypatch.setattr(systems, "evaluate_ensemble", evaluate_ensemble)
 

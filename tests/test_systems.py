@@ -5,7 +5,7 @@ their reasons and captions, rebuilds are no-ops, and bad input leaves no system 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -166,6 +166,8 @@ class FakeEvaluation:
     metrics: dict
     reasons: dict
     captions: dict
+    intervals: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
 
 
 def fake_ensembles(monkeypatch) -> list[tuple]:

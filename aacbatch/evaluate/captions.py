@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import shutil
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ from aacbatch.evaluate.meteor import meteor_statistic, shared_meteor
 from aacbatch.evaluate.provenance import caption_provenance
 from aacbatch.evaluate.ptb import tokenize
 from aacbatch.evaluate.statistics import CorpusStatistic, mean_statistic
+from aacbatch.evaluate.uncertainty import bootstrap_intervals
 from aacbatch.textfiles import read_utf8
 
 METRICS = ("meteor", "cider_d", "spice", "spider", "spider_fl")  # the default, as before the named sets
@@ -65,6 +67,9 @@ METRIC_SETS = {
     "dcase2024": ("meteor", "cider_d", "spice", "spider", "spider_fl", "fense", "vocab"),
     "all": ALL_METRICS,
 }
+# What a run's or system's final evaluation stores: every metric but the ones that need beam
+# candidates (SPIDEr-max) or only exist as FENSE's part (sbert_sim).
+EVALUATION_METRICS = (*BLEU, "rouge_l", "meteor", "cider_d", "spice", "spider", "spider_fl", "fense", "vocab")
 FLUENCY_PENALTY = 0.9
 # What each metric needs computed first (transitively closed).
 _NEEDS = {"spider": ("cider_d", "spice"), "spider_fl": ("cider_d", "spice", "spider"), "fense": ("sbert_sim",),
@@ -88,6 +93,7 @@ class CaptionScores:
     per_item: dict[str, dict[str, float]]
     statistics: dict[str, CorpusStatistic] = field(default_factory=dict)
     provenance: dict[str, dict] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: where the time went
 
 
 def resolve_metrics(metrics: str | Sequence[str]) -> tuple[str, ...]:
@@ -107,12 +113,15 @@ def resolve_metrics(metrics: str | Sequence[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class CaptionEvaluation:
-    """Generated captions (clip id → text) scored with every caption metric: corpus values
-    (None where an asset is missing) and why."""
+    """Generated captions (clip id → text) scored with every caption metric of
+    :data:`EVALUATION_METRICS`: corpus values (None where an asset is missing), why, each
+    metric's bootstrap interval over clips (low, high, level) and its provenance."""
 
     metrics: dict[str, float | None]
     reasons: dict[str, str]
     captions: dict[str, str]
+    intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    provenance: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def score(cls, captions: dict[str, str], references: dict[str, list[str]], assets_dir: Path) -> "CaptionEvaluation":
@@ -120,8 +129,9 @@ class CaptionEvaluation:
         if empty:  # a model can emit END first; score it as the empty caption it is, visibly
             raise InputError(f"the captioner produced an empty caption for {len(empty)} clip(s) (e.g. {empty[0]}): "
                              "train it longer or check its inputs")
-        scores = caption_metrics(captions, references, assets_dir=assets_dir)
-        return cls(scores.corpus, scores.reasons, captions)
+        scores = caption_metrics(captions, references, assets_dir=assets_dir, metrics=EVALUATION_METRICS)
+        intervals = {name: (i.low, i.high, i.level) for name, i in bootstrap_intervals(scores.statistics).items()}
+        return cls(scores.corpus, scores.reasons, captions, intervals, scores.provenance)
 
 
 def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], *,
@@ -153,10 +163,20 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
     statistics: dict[str, CorpusStatistic] = {}
     beams_wanted = "spider_max" in wanted and "spider_max" not in reasons
 
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
     with ExitStack() as stack:
         # METEOR's JVM starts first and loads its paraphrase table while the tokenizer runs.
         meteor = stack.enter_context(shared_meteor()) if "meteor" in wanted else None
         cands, refs, beams = _tokenize(ids, predictions, references, candidates if beams_wanted else None)
+        lap("JVM start + PTB tokenise")
         # The jar scores in its own process; the Python metrics run meanwhile.
         pool = stack.enter_context(ThreadPoolExecutor(1))
         meteor_job = pool.submit(meteor.compute_with_stats, cands, refs) if meteor is not None else None
@@ -173,13 +193,16 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
             results["vocab"] = (float(len({word for cand in cands for word in cand.split()})), None)
         available = [m for m in metrics if m not in reasons]
         provenance = caption_provenance(available, assets_dir=assets, sbert_model=similarity.model_dir)
+        lap("BLEU, ROUGE-L, CIDEr-D, Vocab, provenance (while METEOR scores)")
         if meteor_job is not None:
             corpus, per_item, stats = meteor_job.result()
             results["meteor"] = (corpus, per_item)
             statistics["meteor"] = meteor_statistic(ids, stats)
+            lap("METEOR (waiting for the jar)")
 
     if "spice" in wanted and "spice" not in reasons:
         _spice_family(results, spice_scorer, cands, refs, beams)
+        lap("SPICE")
     # One set of fluency flags, from the tokenised candidates, for SPIDEr-FL and FENSE alike.
     errors = fluency.compute(cands) if wanted & ({"spider_fl", "fense"} - set(reasons)) else None
     if "spider_fl" in wanted and "spider_fl" not in reasons:
@@ -189,6 +212,7 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
         if "fense" in wanted and "fense" not in reasons:
             results["fense"] = _mean_of(results["sbert_sim"][1] * (1.0 - FLUENCY_PENALTY * errors))
 
+    lap("fluency, SBERT, FENSE")
     for metric, (_, per_item) in results.items():
         if per_item is not None and metric not in statistics:
             statistics[metric] = mean_statistic(ids, per_item)
@@ -199,6 +223,7 @@ def caption_metrics(predictions: Mapping[str, str], references: Mapping[str, Seq
                   if m in results and results[m][1] is not None},
         statistics={m: statistics[m] for m in metrics if m in statistics},
         provenance={m: provenance[m] for m in metrics if m in results},
+        timings={k: v for k, v in timings.items() if v > 0.0005},
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from aacbatch.errors import InputError, shown
 from aacbatch.featurize.kinds import kind_class
 from aacbatch.resources import resource_dir
-from aacbatch.typed import build, find_file, read_toml
+from aacbatch.typed import build, find_file, plain, read_toml
 
 COMMON_KEYS = {"kind", "description", "block_size"}
 
@@ -42,12 +42,12 @@ def load_spec(name_or_path: str, overrides: dict | None = None) -> Spec:
     checked like the file's own keys (:func:`aacbatch.typed.build`)."""
     path = find_spec(name_or_path)
     raw = read_toml(path, "feature spec")
-    kind = (overrides or {}).get("kind", raw.get("kind"))
+    kind = plain((overrides or {}).get("kind", raw.get("kind")))
     cls = kind_class(kind, source=shown(path))
     label = f"key for kind {kind!r}"
     typed = build(cls.Params, [(f"feature spec {shown(path)}", raw), ("--set", overrides or {})], ignore=COMMON_KEYS,
                   label=label)
-    block_size = {**raw, **(overrides or {})}.get("block_size", 256)
+    block_size = plain({**raw, **(overrides or {})}.get("block_size", 256))
     if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size <= 0:
         raise InputError(f"feature spec {shown(path)}: block_size must be a positive integer, got {block_size!r}")
     return Spec(name=path.stem, kind=kind, params=vars(typed), block_size=block_size, path=path)

@@ -11,6 +11,7 @@ transaction, so a long training run never holds the registry and other processes
 from __future__ import annotations
 
 import json
+import math
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from pathlib import Path
 from sqlalchemy import and_, delete, or_, select, update
 
 from aacbatch.errors import InputError, NotFoundError
-from aacbatch.registry.schema import Checkpoint, Prediction, Run, Score, new_id, utcnow
+from aacbatch.hashing import fingerprint
+from aacbatch.registry.schema import Checkpoint, Prediction, ProvenanceRecord, Run, Score, new_id, utcnow
 from aacbatch.registry.store import Registry
 from aacbatch.resources import code_revision
 
@@ -107,6 +109,15 @@ def artifacts(registry: Registry, ids: Sequence[str], kind: str, splits: Sequenc
     return {(p.run_id, p.split): registry.resolved(p, "artifact_path") for p in rows}
 
 
+def run_captions(registry: Registry, run_id: str, split: str, dataset_id: str | None = None) -> dict[str, str]:
+    """A run's generated captions (clip id → text) on a split of ``dataset_id`` (default: its own)."""
+    with registry.transaction() as session:
+        rows = session.execute(select(Prediction.clip_id, Prediction.text).where(
+            Prediction.run_id == run_id, Prediction.kind == "caption", Prediction.split == split,
+            _on_dataset(Prediction.dataset_id, Prediction.run_id, dataset_id))).all()
+    return dict(rows)
+
+
 def find_finished(registry: Registry, task: str, config: dict, feature_sets: list[dict],
                   parent_run_id: str | None) -> Run | None:
     """A finished run with exactly this task, config, inputs and parent (for ``--reuse``)."""
@@ -153,12 +164,42 @@ def final_reasons(registry: Registry, run_id: str, split: str, dataset_id: str |
 @dataclass(frozen=True)
 class SplitResult:
     """A final evaluation of one split: metrics (None = not computable), why, the generated
-    captions (clip id → text) for captioning tasks, and saved artifacts (kind → path)."""
+    captions (clip id → text) for captioning tasks, saved artifacts (kind → path), each
+    metric's bootstrap interval (low, high, level) and provenance record."""
 
     metrics: dict[str, float | None]
     reasons: dict[str, str] = field(default_factory=dict)
     captions: dict[str, str] | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    provenance: dict[str, dict] = field(default_factory=dict)
+
+
+def seed_group_of(task: str, dataset_id: str | None, config: dict, feature_sets: list[dict],
+                  parent_group: str | None) -> str:
+    """What runs that differ only in their seed share: task, dataset, config but ``seed``, the
+    fingerprints of their inputs and their parent's group (seeds of a fine-tune from seeds of a
+    pretrain form one group)."""
+    return fingerprint(task, dataset_id, {k: v for k, v in config.items() if k != "seed"},
+                       sorted(s.get("fingerprint", "") for s in feature_sets), parent_group)
+
+
+def finite_interval(interval: tuple[float, float, float] | None) -> tuple:
+    """(low, high, level) to store, or NULLs when there is none or it is not a number."""
+    if interval is None or not all(math.isfinite(v) for v in interval):
+        return None, None, None
+    return tuple(float(v) for v in interval)
+
+
+def put_provenance(session, records: dict[str, dict]) -> dict[str, str]:
+    """Metric → provenance id, inserting the records not stored yet."""
+    ids = {metric: fingerprint(record) for metric, record in records.items()}
+    known = set(session.scalars(select(ProvenanceRecord.id).where(ProvenanceRecord.id.in_(list(set(ids.values()))))))
+    for metric, record_id in ids.items():
+        if record_id not in known:
+            session.add(ProvenanceRecord(id=record_id, record_json=json.dumps(records[metric], sort_keys=True)))
+            known.add(record_id)
+    return ids
 
 
 class RunRecorder:
@@ -181,10 +222,12 @@ class RunRecorder:
               feature_sets: list[dict], seed: int, random_weights: bool) -> "RunRecorder":
         run_id, revision = new_id(), code_revision()  # outside the transaction: never hold the lock for git
         with registry.transaction() as session:
+            parent = session.get(Run, parent_run_id) if parent_run_id else None
+            group = seed_group_of(task, dataset_id, config, feature_sets, parent.seed_group if parent else None)
             session.add(Run(id=run_id, task=task, dataset_id=dataset_id, parent_run_id=parent_run_id,
                             config_json=json.dumps(config), feature_sets_json=json.dumps(feature_sets), seed=seed,
                             status="running", random_weights=random_weights, host=socket.gethostname(),
-                            git_rev=revision))
+                            git_rev=revision, seed_group=group))
         return cls(registry, run_id, dataset_id)
 
     def scores(self, split: str, metrics: dict[str, float | None], epoch: int | None,
@@ -199,7 +242,8 @@ class RunRecorder:
         while scoring any split leaves none of them half-recorded."""
         with self.registry.transaction() as session:
             for split, result in results.items():
-                self._put_scores(session, split, result.metrics, None, result.reasons)
+                self._put_scores(session, split, result.metrics, None, result.reasons, result.intervals,
+                                 put_provenance(session, result.provenance))
                 if result.captions is not None:
                     self._replace_predictions(session, split, "caption")
                     session.add_all(Prediction(run_id=self.run_id, dataset_id=self.dataset_id, split=split,
@@ -210,14 +254,17 @@ class RunRecorder:
                     session.add(Prediction(run_id=self.run_id, dataset_id=self.dataset_id, split=split, kind=kind,
                                            artifact_path=self.registry.stored_path(path)))
 
-    def _put_scores(self, session, split: str, metrics: dict, epoch: int | None, reasons: dict[str, str]) -> None:
+    def _put_scores(self, session, split: str, metrics: dict, epoch: int | None, reasons: dict[str, str],
+                    intervals: dict | None = None, provenance_ids: dict | None = None) -> None:
         same_epoch = Score.epoch.is_(None) if epoch is None else Score.epoch == epoch
         dataset_id = self.dataset_id
         session.execute(delete(Score).where(Score.run_id == self.run_id, Score.split == split, same_epoch,
                                             _on_dataset(Score.dataset_id, Score.run_id, dataset_id)))
         for metric, value in metrics.items():
+            low, high, level = finite_interval((intervals or {}).get(metric))
             session.add(Score(run_id=self.run_id, dataset_id=dataset_id, split=split, metric=metric, value=value,
-                              reason=reasons.get(metric) if value is None else None, epoch=epoch))
+                              reason=reasons.get(metric) if value is None else None, epoch=epoch, ci_low=low,
+                              ci_high=high, ci_level=level, provenance_id=(provenance_ids or {}).get(metric)))
 
     def _replace_predictions(self, session, split: str, kind: str) -> None:
         session.execute(delete(Prediction).where(Prediction.run_id == self.run_id, Prediction.split == split,

@@ -141,6 +141,7 @@ class Run(Base):
     random_weights: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     host: Mapped[str | None] = mapped_column(Text)
     git_rev: Mapped[str | None] = mapped_column(String(64))
+    seed_group: Mapped[str | None] = mapped_column(String(64), index=True)  # equal for runs differing only in seed
     started_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -170,6 +171,20 @@ class Score(Base):
     value: Mapped[float | None] = mapped_column(Double)
     reason: Mapped[str | None] = mapped_column(Text)
     epoch: Mapped[int | None] = mapped_column(Integer)
+    ci_low: Mapped[float | None] = mapped_column(Double)  # bootstrap interval over clips (final scores)
+    ci_high: Mapped[float | None] = mapped_column(Double)
+    ci_level: Mapped[float | None] = mapped_column(Double)
+    provenance_id: Mapped[str | None] = mapped_column(String(64))  # what computed it (provenance table)
+    created_at: Mapped[datetime] = _created()
+
+
+class ProvenanceRecord(Base):
+    """How a score was computed — implementation, versions, file hashes, tokenisation — keyed
+    by the hash of the record, so identical computations share one row."""
+
+    __tablename__ = "provenance"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_json: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created()
 
 

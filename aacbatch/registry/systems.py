@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, or_, select
 
 from aacbatch.errors import NotFoundError
+from aacbatch.registry.runs import finite_interval, put_provenance
 from aacbatch.registry.schema import Prediction, Score, System, SystemMember, utcnow
 from aacbatch.registry.store import Registry
 
@@ -34,6 +35,8 @@ class SystemRows:
     reasons: dict[str, dict[str, str]]
     artifacts: dict[str, Path]
     captions: dict[str, dict[str, str]]
+    intervals: dict[str, dict[str, tuple[float, float, float]]] = field(default_factory=dict)  # split → metric →
+    provenance: dict[str, dict[str, dict]] = field(default_factory=dict)  # split → metric → record
 
 
 def find_system(registry: Registry, name: str) -> System | None:
@@ -74,6 +77,20 @@ def stored_scores(registry: Registry, system_id: str, dataset_id: str | None = N
     return scores, reasons
 
 
+def system_predictions(registry: Registry, system_id: str, kind: str, split: str,
+                       dataset_id: str | None) -> list[Prediction]:
+    """A system's predictions of ``kind`` (captions, or its similarity artifact) on a split of
+    ``dataset_id`` (rows written before datasets were recorded count as its own dataset's)."""
+    with registry.transaction() as session:
+        system = session.get(System, system_id)
+        on = Prediction.dataset_id == dataset_id
+        if dataset_id == system.dataset_id:
+            on = or_(on, Prediction.dataset_id.is_(None))
+        rows = session.scalars(select(Prediction).where(Prediction.system_id == system_id, Prediction.kind == kind,
+                                                        Prediction.split == split, on)).all()
+    return [registry.resolved(p, "artifact_path") for p in rows]
+
+
 def artifacts_present(registry: Registry, system_id: str) -> bool:
     with registry.transaction() as session:
         paths = session.scalars(select(Prediction.artifact_path).where(Prediction.system_id == system_id,
@@ -81,9 +98,21 @@ def artifacts_present(registry: Registry, system_id: str) -> bool:
     return all(Path(registry.real_path(p)).is_file() for p in paths)
 
 
+def _add_scores(session, system_id: str, dataset_id: str | None, split: str, metrics: dict, reasons: dict,
+                intervals: dict, provenance: dict) -> None:
+    provenance_ids = put_provenance(session, provenance)
+    for metric, value in metrics.items():
+        reason = None if value is not None else (reasons.get(metric) or "the evaluation gave no value and no reason")
+        low, high, level = finite_interval(intervals.get(metric))
+        session.add(Score(system_id=system_id, dataset_id=dataset_id, split=split, metric=metric, value=value,
+                          reason=reason, ci_low=low, ci_high=high, ci_level=level,
+                          provenance_id=provenance_ids.get(metric)))
+
+
 def put_system_scores(registry: Registry, system_id: str, dataset_id: str, scores: dict[str, dict],
                       reasons: dict[str, dict[str, str]], artifacts: dict[str, Path],
-                      captions: dict[str, dict[str, str]]) -> None:
+                      captions: dict[str, dict[str, str]], intervals: dict | None = None,
+                      provenance: dict | None = None) -> None:
     """Scores (and similarity matrices or captions) of an existing system on ``dataset_id``,
     replacing earlier ones of the same splits, in one transaction; its members stay."""
     with registry.transaction() as session:
@@ -91,11 +120,8 @@ def put_system_scores(registry: Registry, system_id: str, dataset_id: str, score
             for table in (Score, Prediction):
                 session.execute(delete(table).where(table.system_id == system_id, table.dataset_id == dataset_id,
                                                     table.split == split))
-            for metric, value in scores[split].items():
-                reason = None if value is not None else (reasons.get(split, {}).get(metric)
-                                                         or "the evaluation gave no value and no reason")
-                session.add(Score(system_id=system_id, dataset_id=dataset_id, split=split, metric=metric, value=value,
-                                  reason=reason))
+            _add_scores(session, system_id, dataset_id, split, scores[split], reasons.get(split, {}),
+                        (intervals or {}).get(split, {}), (provenance or {}).get(split, {}))
             if split in artifacts:
                 session.add(Prediction(system_id=system_id, dataset_id=dataset_id, split=split, kind="similarity",
                                        artifact_path=registry.stored_path(artifacts[split])))
@@ -124,11 +150,8 @@ def write_system(registry: Registry, name: str, rows: SystemRows) -> tuple[str, 
         session.add_all(SystemMember(system_id=system.id, run_id=run_id, rank=rank, weight=weight)
                         for run_id, rank, weight in rows.members)
         for split, metrics in rows.scores.items():
-            for metric, value in metrics.items():
-                reason = None if value is not None else (rows.reasons.get(split, {}).get(metric)
-                                                         or "the evaluation gave no value and no reason")
-                session.add(Score(system_id=system.id, dataset_id=rows.dataset_id, split=split, metric=metric,
-                                  value=value, reason=reason))
+            _add_scores(session, system.id, rows.dataset_id, split, metrics, rows.reasons.get(split, {}),
+                        rows.intervals.get(split, {}), rows.provenance.get(split, {}))
         for split, path in rows.artifacts.items():
             session.add(Prediction(system_id=system.id, dataset_id=rows.dataset_id, split=split, kind="similarity",
                                    artifact_path=registry.stored_path(path)))

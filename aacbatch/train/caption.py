@@ -184,7 +184,8 @@ class CaptionTask(Task):
         scored = CaptionEvaluation.score(dict(zip(data.clip_ids, self.generate(split))),
                                          dict(zip(data.clip_ids, data.references)),
                                          self.registry.settings.home / "assets")
-        return SplitResult(scored.metrics, scored.reasons, scored.captions)
+        return SplitResult(scored.metrics, scored.reasons, scored.captions, intervals=scored.intervals,
+                           provenance=scored.provenance)
 
     def describe(self) -> dict:
         return {"vocab": list(self.vocab.words), "encoder_run": self.encoder_run, "features": self.cfg.features}

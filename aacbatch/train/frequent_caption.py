@@ -50,7 +50,8 @@ class FrequentCaptionTask(ClosedFormTask):
             references = {ids[idx]: texts for idx, texts in items.references().items()}
             scored = CaptionEvaluation.score({k: caption for k in references}, references,
                                              registry.settings.home / "assets")
-            results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions)
+            results[split] = SplitResult(scored.metrics, scored.reasons, scored.captions, intervals=scored.intervals,
+                                         provenance=scored.provenance)
         recorder.final(results)
         recorder.status("finished")
         return {split: result.metrics for split, result in results.items()}

@@ -26,6 +26,7 @@ from aacbatch.batches import CachedBatches, Source, epoch_batches
 from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import retrieval_scores
+from aacbatch.evaluate.scored import score_retrieval
 from aacbatch.featurize.sets import cached_set
 from aacbatch.losses import TAG_LOSSES, info_nce, tag_regression
 from aacbatch.models.checkpoints import audio_encoder, read_checkpoint
@@ -193,9 +194,11 @@ class RetrievalTask(Task):
         """Scores of ``split`` and its similarity matrix (rows: caption idx, columns: clip idx),
         saved as .npz for systems to ensemble."""
         sim, relevant, clips = self.similarity(split)
-        if run_dir is None:
-            return SplitResult(retrieval_scores(sim, relevant))
-        path = run_dir / f"similarity-{split}.npz"
-        np.savez_compressed(path, similarity=sim.astype(np.float32), caption_idx=self.splits[split].captions,
-                            clip_idx=clips, relevant=relevant)
-        return SplitResult(retrieval_scores(sim, relevant), artifacts={"similarity": path})
+        scored = score_retrieval(sim, relevant, [str(c) for c in clips])
+        artifacts = {}
+        if run_dir is not None:
+            artifacts["similarity"] = path = run_dir / f"similarity-{split}.npz"
+            np.savez_compressed(path, similarity=sim.astype(np.float32), caption_idx=self.splits[split].captions,
+                                clip_idx=clips, relevant=relevant)
+        return SplitResult(scored.metrics, artifacts=artifacts, intervals=scored.intervals,
+                           provenance=scored.provenance)
