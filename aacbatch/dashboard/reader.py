@@ -25,13 +25,9 @@ from collections import OrderedDict
 from contextlib import ExitStack
 from datetime import date, datetime
 
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy.engine import Connection
-
 from aacbatch.errors import InputError, RegistryBusy
-from aacbatch.registry.migrate import alembic_config
-from aacbatch.registry.queries import declared_params, named_query, run_sql
+from aacbatch.registry.migrate import known_revision
+from aacbatch.registry.queries import Connection, declared_params, named_query, run_sql
 from aacbatch.registry.store import Registry
 
 FOLDER = "dashboard"
@@ -46,16 +42,10 @@ class Busy(Exception):
 def check_schema(registry: Registry) -> None:
     """Refuse (one line) a registry at a schema revision this aacbatch does not know; a
     registry at an older revision is upgraded on first use, as by every command."""
-    current = registry.status()["current"]
-    if current is None:
-        return
-    try:
-        known = ScriptDirectory.from_config(alembic_config()).get_revision(current)
-    except CommandError:
-        known = None
-    if known is None:
-        raise InputError(f"registry {registry.url} is at schema revision {current!r}, newer than this aacbatch knows "
-                         f"(its newest is {registry.status()['head']!r}): upgrade aacbatch to serve it")
+    status = registry.status()
+    if status["current"] is not None and not known_revision(status["current"]):
+        raise InputError(f"registry {registry.url} is at schema revision {status['current']!r}, newer than this aacbatch "
+                         f"knows (its newest is {status['head']!r}): upgrade aacbatch to serve it")
 
 
 def _plain(value):
