@@ -32,6 +32,7 @@ from aacbatch.dashboard.views import dashboard
 from aacbatch.errors import InputError
 from aacbatch.evaluate.captions import caption_metrics
 from aacbatch.evaluate.retrieval import retrieval_metrics
+from aacbatch.registry.runs import put_provenance
 from aacbatch.registry.schema import Caption, Clip, FeatureSet, Prediction, Run, Score, System, SystemMember
 from aacbatch.registry.store import Registry
 from aacbatch.search.web import create_app, make_server
@@ -69,6 +70,11 @@ def fill(registry: Registry, root: Path) -> registry_fakes.Fakes:
         live = add_run(session, fakes, "live", "clap", TARGET, status="running", parent=fakes.ids["pre_clap"])
         for epoch in (1, 2):
             score(session, live, "val", {"t2a/mAP@10": 0.2 * epoch, "loss": 2.0 / epoch}, epoch=epoch)
+        provenance = put_provenance(session, {"cider_d": {"implementation": "aacbatch cider", "tokenizer": "ptb"}})
+        session.execute(update(Score).where(Score.run_id == fakes.ids["cap_mae1"], Score.split == "eval",
+                                            Score.metric == "cider_d", Score.epoch.is_(None)).values(
+            ci_low=0.31, ci_high=0.49, ci_level=0.95, provenance_id=provenance["cider_d"]))
+        fakes.provenance = provenance["cider_d"]  # not a run: kept out of ids
         for i in range(CLIPS):
             clip = Clip(dataset_id=fakes.datasets[TARGET], idx=100 + i, name=f"clip_{i}.wav", source_split="evaluation",
                         path=f"/data/clip_{i}.wav", duration=10.0, n_frames=320000, sample_rate=32000, channels=1)
@@ -196,7 +202,10 @@ def test_run_page_config_lineage_files_scores_and_curves(client, ws):
     scores = page["scores"]
     eval_at = scores["columns"].index({"dataset": TARGET, "split": "eval"})
     cider = next(r for r in scores["rows"] if r["metric"] == "cider_d")["cells"][eval_at]
-    assert cider == {"value": 0.40, "reason": None}
+    assert cider == {"value": 0.40, "reason": None, "low": 0.31, "high": 0.49, "level": 0.95,
+                     "provenance": fakes.provenance}
+    assert page["provenance"] == [{"id": fakes.provenance, "scores": [f"{TARGET}/eval cider_d"],
+                                   "record": {"implementation": "aacbatch cider", "tokenizer": "ptb"}}]
     spice = next(r for r in scores["rows"] if r["metric"] == "spice")["cells"][eval_at]
     assert spice["value"] is None and spice["reason"] == "asset missing"
     curves = {(c["metric"], c["split"]): c for c in page["curves"]}
@@ -211,6 +220,7 @@ def test_run_page_config_lineage_files_scores_and_curves(client, ws):
     assert diffed["against"] == {"run_id": fakes.ids["cap_mae2"], "task": "caption", "how": "chosen"}
     assert {c["state"] for c in diffed["config"]} == {"same"}  # same config, different seeds elsewhere
     html = client.get(f"/runs/{fakes.ids['cap_mae1']}").get_data(as_text=True)
+    assert "0.4000<span class=\"interval\"" in html and "[0.3100, 0.4900]" in html and 'id="provenance"' in html
     assert 'id="lineage"' in html and "uPlot.iife.min.js" in html and 'id="run-data"' in html
 
 

@@ -145,15 +145,33 @@ def runs_page(snap: Snapshot, args: Mapping[str, str]) -> dict:
 
 # --- one run ---------------------------------------------------------------------------------
 
+def score_cell(row: dict) -> dict:
+    """One final score as a table cell: its value (or why there is none), its bootstrap
+    interval over clips where one was computed, and the id of its provenance record."""
+    return {"value": row["value"], "reason": row["reason"], "low": row["ci_low"], "high": row["ci_high"],
+            "level": row["ci_level"], "provenance": row["provenance_id"]}
+
+
 def score_columns(rows: list[dict]) -> dict:
     """Final-score rows as one table: a column per (dataset, split), a row per metric."""
     columns = list(dict.fromkeys((r["eval_dataset"], r["split"]) for r in rows))
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     cells = {m: [None] * len(columns) for m in metrics}
     for r in rows:
-        cells[r["metric"]][columns.index((r["eval_dataset"], r["split"]))] = {"value": r["value"], "reason": r["reason"]}
+        cells[r["metric"]][columns.index((r["eval_dataset"], r["split"]))] = score_cell(r)
     return {"columns": [{"dataset": d, "split": s} for d, s in columns], "metrics": metrics,
             "rows": [{"metric": m, "cells": cells[m]} for m in metrics]}
+
+
+def provenance_of(snap: Snapshot, rows: list[dict]) -> list[dict]:
+    """The provenance records behind final-score rows (what computed each score: versions,
+    file hashes, tokenisation), each with the scores it covers as ``dataset/split metric``."""
+    covers: dict[str, list[str]] = {}
+    for r in rows:
+        if r["provenance_id"] is not None:
+            covers.setdefault(r["provenance_id"], []).append(f"{r['eval_dataset']}/{r['split']} {r['metric']}")
+    found = snap.rows("provenance", ids=",".join(covers)) if covers else []
+    return [{"id": p["id"], "record": json.loads(p["record_json"]), "scores": covers[p["id"]]} for p in found]
 
 
 def curves_of(snap: Snapshot, run_ids: list[str]) -> list[dict]:
@@ -206,6 +224,7 @@ def run_page(snap: Snapshot, ref: str, links: Links, against: str | None = None)
     other_id = resolve_run(snap, against) if against else run["parent_run_id"]
     other = snap.row("run", run=other_id) if other_id else None
     systems = snap.rows("run_systems", run=run_id)
+    finals = snap.rows("run_scores", runs=run_id)
     graph = lineage.build(run, ancestry(snap, run_id), snap.rows("run_users", run=run_id), systems, links.run,
                           links.system, lambda: links.runs_search(run_id))
     return {
@@ -216,7 +235,8 @@ def run_page(snap: Snapshot, ref: str, links: Links, against: str | None = None)
         "lineage": graph,
         "systems": systems,
         "files": _files(snap, run_id),
-        "scores": score_columns(snap.rows("run_scores", runs=run_id)),
+        "scores": score_columns(finals),
+        "provenance": provenance_of(snap, finals),
         "caption_sets": snap.rows("caption_sets", owner=run_id),
         "curves": curves_of(snap, [run_id]),
     }
@@ -308,7 +328,7 @@ def system_page(snap: Snapshot, ref: str) -> dict:
     for m in members:
         m["scores"] = [values.get((m["run_id"], split, metric)) for split, metric in wanted]
     return {"system": system, "members": members, "member_columns": [{"split": s, "metric": m} for s, m in wanted],
-            "scores": score_columns(own), "caption_sets": snap.rows("caption_sets", owner=system_id)}
+            "scores": score_columns(own), "provenance": provenance_of(snap, own), "caption_sets": snap.rows("caption_sets", owner=system_id)}
 
 
 # --- the paper's tables ----------------------------------------------------------------------
@@ -359,8 +379,7 @@ def compare_page(snap: Snapshot, runs: list[str], systems: list[str], links: Lin
     table: dict[tuple, list] = {}
     for r in scores:
         key = (r["eval_dataset"], r["split"], r["metric"])
-        table.setdefault(key, [None] * len(items))[position[r.get("run_id") or r["system_id"]]] = {
-            "value": r["value"], "reason": r["reason"]}
+        table.setdefault(key, [None] * len(items))[position[r.get("run_id") or r["system_id"]]] = score_cell(r)
     rows = [{"dataset": d, "split": s, "metric": m, "cells": cells} for (d, s, m), cells in sorted(table.items())]
     shared = {}
     for k, item in enumerate(items[1:], start=1):
