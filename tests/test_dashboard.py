@@ -28,6 +28,7 @@ from sqlalchemy import text, update
 from aacbatch.cli import cli
 from aacbatch.config import Settings
 from aacbatch.dashboard.reader import check_schema
+from aacbatch.dashboard.recent import Recent
 from aacbatch.dashboard.views import dashboard
 from aacbatch.errors import InputError
 from aacbatch.evaluate.captions import caption_metrics
@@ -144,6 +145,7 @@ def test_runs_table_lists_filters_sorts_and_pages(client, ws):
     assert {f["value"] for f in every["facets"]["status"]} == {"finished", "failed", "running"}
     html = client.get("/runs?task=clap_tag").get_data(as_text=True)
     assert fakes.ids["mae"][:8] in html and fakes.ids["clap"][:8] not in html
+    assert ">None<" not in client.get("/runs").get_data(as_text=True)  # a missing value is blank, not Python's None
 
 
 @pytest.mark.parametrize("query, needle", [
@@ -276,6 +278,7 @@ def test_systems_list_system_page_and_tables(client, ws):
     assert get_json(client, f"/api/systems/{fakes.ids['retrieval_s1'][:8]}")["system"]["name"] == "retrieval_s1"
     assert "unknown system" in get_json(client, "/api/systems/nope", 404)["error"]
     table = get_json(client, "/api/tables/table1")
+    assert table["computed_at"] is not None and table["refreshing"] is False  # a small registry: the first visit waits
     assert "retrieval_s1" in [r[0] for r in table["rows"]] and table["paper"]["label"].startswith("Paper's published")
     assert all("paper" not in str(r[0]) for r in table["rows"])  # the paper's numbers stay in their own block
     html = client.get("/tables/table2").get_data(as_text=True)
@@ -305,6 +308,25 @@ def test_compare_runs_and_systems_with_paired_test(client, ws):
     assert "twice" in get_json(client, f"/api/compare?run={a}&run={a[:8]}", 400)["error"]
     html = client.get(f"/compare?run={a}&run={b}").get_data(as_text=True)
     assert 'id="compare-scores"' in html and "data-paired" in html
+
+
+def test_a_slow_table_is_the_last_one_computed_and_says_when():
+    recent, release, calls = Recent(max_age_s=0.0, first_wait_s=0.05), threading.Event(), []
+
+    def compute():
+        calls.append(1)
+        release.wait(5)
+        return len(calls)
+
+    pending = recent.get("t", compute)  # not ready within first_wait_s
+    assert (pending.value, pending.computed_at, pending.refreshing) == (None, None, True)
+    release.set()
+    recent._pool.submit(lambda: None).result()  # the one worker has finished the first job
+    first = recent.get("t", compute)  # older than max_age_s (0): shown, and a newer one started
+    assert first.value == 1 and first.computed_at is not None
+    recent._pool.submit(lambda: None).result()
+    second = recent.get("t", compute)
+    assert second.value == 2 and second.computed_at >= first.computed_at
 
 
 # --- the registry busy, newer, on PostgreSQL ---------------------------------------------------

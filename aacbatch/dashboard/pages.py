@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aacbatch.dashboard import configs, lineage
 from aacbatch.dashboard.item_scores import METRICS as ITEM_METRICS
 from aacbatch.dashboard.item_scores import ItemScores, retrieval_comparison
-from aacbatch.dashboard.reader import Snapshot
+from aacbatch.dashboard.reader import Snapshot, plain
+from aacbatch.dashboard.recent import MAX_AGE_S, Recent
 from aacbatch.errors import AacbatchError, InputError, NotFoundError, shown
 from aacbatch.evaluate.uncertainty import compare
 from aacbatch.reports import PAPER_LABEL, displayed, run_report
@@ -86,31 +87,42 @@ def choice_arg(args: Mapping[str, str], name: str, choices, default):
 
 # --- resolving references --------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Kind:
+    """How a reference to a run or a system is looked up and named in messages."""
+
+    query: str
+    key: str
+    what: str
+    unknown: str  # the end of the not-found message
+    listed: object  # a match as the ambiguity message lists it
+
+
+_KINDS = {
+    "run": _Kind("run_matches", "run_id", "run id", "no run has that id or prefix (a prefix needs at least 4 characters)",
+                 lambda m: f"{m['run_id']} ({m['task']})"),
+    "system": _Kind("system_matches", "system_id", "system", "no system has that name, id or id prefix",
+                    lambda m: f"{m['name']} ({m['system_id']})"),
+}
+
+
+def resolve(snap: Snapshot, kind: str, ref: str) -> str:
+    """The id of the run (``kind`` "run": an id or a unique prefix of ≥ 4 characters) or system
+    ("system": its name, id or a unique id prefix) that ``ref`` names."""
+    how = _KINDS[kind]
+    ref = ref.strip()
+    matches = snap.rows(how.query, ref=ref) if 0 < len(ref) <= MAX_REF and ref.isprintable() else []
+    if len(matches) == 1:
+        return matches[0][how.key]
+    if matches:
+        listed = ", ".join(how.listed(m) for m in matches[:5])
+        raise Ambiguous(f"{how.what} prefix {ref!r} is ambiguous: it matches {listed}{' and more' if len(matches) > 5 else ''}; "
+                        "give more characters", kind, ref, matches[:5])
+    raise NotFoundError(f"unknown {how.what} {shown(ref)}: {how.unknown}")
+
+
 def resolve_run(snap: Snapshot, ref: str) -> str:
-    """The full id of the run ``ref`` names (an id or a unique prefix of ≥ 4 characters)."""
-    ref = ref.strip()
-    matches = snap.rows("run_matches", ref=ref) if 0 < len(ref) <= MAX_REF and ref.isprintable() else []
-    if len(matches) == 1:
-        return matches[0]["run_id"]
-    if matches:
-        listed = ", ".join(f"{m['run_id']} ({m['task']})" for m in matches[:5])
-        raise Ambiguous(f"run id prefix {ref!r} is ambiguous: it matches {listed}{' and more' if len(matches) > 5 else ''}; "
-                        "give more characters", "run", ref, matches[:5])
-    raise NotFoundError(f"unknown run id {shown(ref)}: no run has that id{' or prefix' if len(ref) >= 4 else ''} "
-                        "(a prefix needs at least 4 characters)")
-
-
-def resolve_system(snap: Snapshot, ref: str) -> str:
-    """The id of the system ``ref`` names (its name, id or a unique id prefix)."""
-    ref = ref.strip()
-    matches = snap.rows("system_matches", ref=ref) if 0 < len(ref) <= MAX_REF and ref.isprintable() else []
-    if len(matches) == 1:
-        return matches[0]["system_id"]
-    if matches:
-        listed = ", ".join(f"{m['name']} ({m['system_id']})" for m in matches[:5])
-        raise Ambiguous(f"system id prefix {ref!r} is ambiguous: it matches {listed}; give more characters",
-                        "system", ref, matches[:5])
-    raise NotFoundError(f"unknown system {shown(ref)}: no system has that name or id")
+    return resolve(snap, "run", ref)
 
 
 # --- the runs table --------------------------------------------------------------------------
@@ -144,6 +156,13 @@ def runs_page(snap: Snapshot, args: Mapping[str, str]) -> dict:
 
 
 # --- one run ---------------------------------------------------------------------------------
+
+def final_scores(snap: Snapshot, runs: Sequence[str] = (), systems: Sequence[str] = ()) -> list[dict]:
+    """final_scores.sql rows of these runs and systems (none read when both are empty)."""
+    if not runs and not systems:
+        return []
+    return snap.rows("final_scores", runs=",".join(runs), systems=",".join(systems))
+
 
 def score_cell(row: dict) -> dict:
     """One final score as a table cell: its value (or why there is none), its bootstrap
@@ -224,7 +243,7 @@ def run_page(snap: Snapshot, ref: str, links: Links, against: str | None = None)
     other_id = resolve_run(snap, against) if against else run["parent_run_id"]
     other = snap.row("run", run=other_id) if other_id else None
     systems = snap.rows("run_systems", run=run_id)
-    finals = snap.rows("run_scores", runs=run_id)
+    finals = final_scores(snap, runs=[run_id])
     graph = lineage.build(run, ancestry(snap, run_id), snap.rows("run_users", run=run_id), systems, links.run,
                           links.system, lambda: links.runs_search(run_id))
     return {
@@ -247,7 +266,7 @@ def run_page(snap: Snapshot, ref: str, links: Links, against: str | None = None)
 def captions_page(snap: Snapshot, kind: str, ref: str, args: Mapping[str, str], item_scores: ItemScores) -> dict:
     """One split's generated captions of a run or system, each beside its references, with
     per-clip scores (once computed), sortable so the worst come first."""
-    owner = resolve_run(snap, ref) if kind == "run" else resolve_system(snap, ref)
+    owner = resolve(snap, kind, ref)
     sets = snap.rows("caption_sets", owner=owner)
     if not sets:
         raise NotFoundError(f"{kind} {shown(ref)} has no generated captions (only captioners and captioning "
@@ -273,7 +292,7 @@ def captions_page(snap: Snapshot, kind: str, ref: str, args: Mapping[str, str], 
             for clip_id, value in values.items():
                 clips[clip_id]["scores"][metric] = value
             means[metric] = sum(values.values()) / len(values)
-    sorts = ("clip", *(ITEM_METRICS if means else ()))
+    sorts = ("clip", *ITEM_METRICS)  # a metric sort asked for before the scores are ready keeps clip order
     sort = choice_arg(args, "sort", sorts, ITEM_METRICS[0] if means else "clip")
     descending = int_arg(args, "desc", 0, 0, 1)
     ordered = list(clips.values())  # in the dataset's clip order
@@ -282,7 +301,7 @@ def captions_page(snap: Snapshot, kind: str, ref: str, args: Mapping[str, str], 
     elif descending:
         ordered.reverse()
     page = int_arg(args, "page", 1, 1, 10**6)
-    recorded = snap.rows("run_scores" if kind == "run" else "system_scores", **{"runs" if kind == "run" else "systems": owner})
+    recorded = final_scores(snap, **{"runs" if kind == "run" else "systems": [owner]})
     stored = {r["metric"]: r["value"] for r in recorded if r["eval_dataset"] == dataset and r["split"] == split}
     return {
         "kind": kind, "owner": owner, "dataset": dataset, "split": split, "sets": sets,
@@ -316,14 +335,14 @@ def systems_page(snap: Snapshot) -> dict:
 
 
 def system_page(snap: Snapshot, ref: str) -> dict:
-    system_id = resolve_system(snap, ref)
+    system_id = resolve(snap, "system", ref)
     system = snap.row("system", system=system_id)
     system["params"] = json.loads(system.pop("params_json") or "{}")
     members = _members(snap, [system_id])[system_id]
-    own = snap.rows("system_scores", systems=system_id)
+    own = final_scores(snap, systems=[system_id])
     wanted = list(dict.fromkeys((r["split"], r["metric"]) for r in own if r["eval_dataset"] == system["dataset"]))
-    member_scores = snap.rows("run_scores", runs=",".join(m["run_id"] for m in members)) if members else []
-    values = {(r["run_id"], r["split"], r["metric"]): r["value"] for r in member_scores
+    member_scores = final_scores(snap, runs=[m["run_id"] for m in members])
+    values = {(r["owner_id"], r["split"], r["metric"]): r["value"] for r in member_scores
               if r["eval_dataset"] == system["dataset"]}
     for m in members:
         m["scores"] = [values.get((m["run_id"], split, metric)) for split, metric in wanted]
@@ -333,14 +352,24 @@ def system_page(snap: Snapshot, ref: str) -> dict:
 
 # --- the paper's tables ----------------------------------------------------------------------
 
-def table_page(snap: Snapshot, name: str, args: Mapping[str, str]) -> dict:
+def table_page(snap: Snapshot, name: str, args: Mapping[str, str], recent: Recent) -> dict:
     """Table 1 or 2 as ``aacbatch report NAME --with-paper`` prints it: this registry's rows,
-    and apart from them, labelled, the paper's published numbers."""
+    and apart from them, labelled, the paper's published numbers. The report's views take
+    seconds on a large registry, so the table is the last one computed (``computed_at``;
+    ``refreshing`` while a newer one is computed, at most every :data:`recent.MAX_AGE_S`)."""
     if name not in TABLES:
         raise NotFoundError(f"unknown table {shown(name)}: the dashboard shows {', '.join(TABLES)}")
     params = {k: v for k in TABLE_PARAMS if (v := text_arg(args, k)) is not None}
+    answer = recent.get(("table", name, tuple(sorted(params.items()))), lambda: _table(snap.registry, name, params))
+    computed = {"computed_at": plain(answer.computed_at), "refreshing": answer.refreshing, "max_age_s": MAX_AGE_S}
+    if answer.value is None:
+        return {"name": name, "params": params, "error": None, "columns": [], "rows": [], "paper": None, **computed}
+    return {**answer.value, **computed}
+
+
+def _table(registry, name: str, params: dict) -> dict:
     try:
-        report = run_report(snap.registry, name, params, with_paper=True)
+        report = run_report(registry, name, params, with_paper=True)
     except InputError as exc:  # e.g. no finished runs to take a default dataset from yet
         return {"name": name, "params": params, "error": str(exc), "columns": [], "rows": [], "paper": None}
     table = displayed(report.table)
@@ -356,7 +385,7 @@ def _item(snap: Snapshot, kind: str, ref: str, links: Links) -> dict:
         run_id = resolve_run(snap, ref)
         run = snap.row("run_matches", ref=run_id)
         return {"kind": "run", "id": run_id, "label": f"{run['task']} · {run_id[:8]}", "href": links.run(run_id)}
-    system_id = resolve_system(snap, ref)
+    system_id = resolve(snap, "system", ref)
     system = snap.row("system_matches", ref=system_id)
     return {"kind": "system", "id": system_id, "label": f"system {system['name']}", "href": links.system(system["name"])}
 
@@ -373,13 +402,12 @@ def compare_page(snap: Snapshot, runs: list[str], systems: list[str], links: Lin
         raise InputError("compare lists the same run or system twice: pick different ones")
     run_ids = [i["id"] for i in items if i["kind"] == "run"]
     system_ids = [i["id"] for i in items if i["kind"] == "system"]
-    scores = (snap.rows("run_scores", runs=",".join(run_ids)) if run_ids else []) + \
-             (snap.rows("system_scores", systems=",".join(system_ids)) if system_ids else [])
+    scores = final_scores(snap, runs=run_ids, systems=system_ids)
     position = {i["id"]: k for k, i in enumerate(items)}
     table: dict[tuple, list] = {}
     for r in scores:
         key = (r["eval_dataset"], r["split"], r["metric"])
-        table.setdefault(key, [None] * len(items))[position[r.get("run_id") or r["system_id"]]] = score_cell(r)
+        table.setdefault(key, [None] * len(items))[position[r["owner_id"]]] = score_cell(r)
     rows = [{"dataset": d, "split": s, "metric": m, "cells": cells} for (d, s, m), cells in sorted(table.items())]
     shared = {}
     for k, item in enumerate(items[1:], start=1):
@@ -398,7 +426,7 @@ def paired_test(snap: Snapshot, a: str, b: str, dataset: str, split: str, item_s
         kind, _, ref = spec.partition(":")
         if kind not in ("run", "system") or not ref:
             raise InputError(f"argument {shown(spec[:40])}: give run:ID or system:NAME")
-        owners.append(resolve_run(snap, ref) if kind == "run" else resolve_system(snap, ref))
+        owners.append(resolve(snap, kind, ref))
     where = {"dataset": dataset, "split": split}
     similarity = [snap.row("similarity", owner=o, **where) for o in owners]
     if all(similarity):

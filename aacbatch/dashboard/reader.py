@@ -48,7 +48,7 @@ def check_schema(registry: Registry) -> None:
                          f"knows (its newest is {status['head']!r}): upgrade aacbatch to serve it")
 
 
-def _plain(value):
+def plain(value):
     """A value as a page or JSON shows it: timestamps as 'YYYY-MM-DD HH:MM:SS'."""
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
@@ -95,7 +95,7 @@ class Reader:
                            "this page retries in a moment")
             return kept
         columns, rows = run_sql(self.registry, sql, bound, source=f"sql/{FOLDER}/{name}.sql", connection=connection)
-        out = [{c: _plain(v) for c, v in zip(columns, row)} for row in rows]
+        out = [{c: plain(v) for c, v in zip(columns, row)} for row in rows]
         with self._lock:
             self._last[key] = out, datetime.now()
             self._last.move_to_end(key)

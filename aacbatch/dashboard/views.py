@@ -24,6 +24,7 @@ from flask import Blueprint, abort, jsonify, render_template, request, send_file
 from aacbatch.dashboard import pages
 from aacbatch.dashboard.item_scores import ItemScores
 from aacbatch.dashboard.reader import Busy, Reader
+from aacbatch.dashboard.recent import Recent
 from aacbatch.errors import InputError, NotFoundError, RegistryBusy, shown
 from aacbatch.registry.store import Registry
 
@@ -48,6 +49,7 @@ def dashboard(registry: Registry, *, read_timeout: float | None = None) -> Bluep
     """The dashboard over ``registry`` as a Blueprint (mounted at the app's root)."""
     reader = Reader(registry, **({"read_timeout": read_timeout} if read_timeout is not None else {}))
     item_scores = ItemScores(Path(registry.settings.home) / "assets")
+    recent = Recent()
     bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                    static_url_path="/static/dashboard")
 
@@ -107,7 +109,7 @@ def dashboard(registry: Registry, *, read_timeout: float | None = None) -> Bluep
 
     @page("/tables/<name>", "table.html")
     def table(snap, name):
-        return pages.table_page(snap, name, request.args)
+        return pages.table_page(snap, name, request.args, recent)
 
     @page("/compare", "compare.html")
     def compare(snap):
