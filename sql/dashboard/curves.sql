@@ -3,5 +3,5 @@
 -- a task records them), in epoch order.
 SELECT s.run_id, s.split, s.metric, s.epoch, s.value
 FROM scores s
-WHERE POSITION(',' || s.run_id || ',' IN ',' || :runs || ',') > 0 AND s.epoch IS NOT NULL
+WHERE s.run_id IN (SELECT UNNEST(STRING_TO_ARRAY(:runs, ','))) AND s.epoch IS NOT NULL
 ORDER BY s.run_id, s.metric, s.split, s.epoch

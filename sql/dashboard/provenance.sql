@@ -3,5 +3,5 @@
 -- tokenisation — as the JSON the scoring code recorded.
 SELECT p.id, p.record_json
 FROM provenance p
-WHERE POSITION(',' || p.id || ',' IN ',' || :ids || ',') > 0
+WHERE p.id IN (SELECT UNNEST(STRING_TO_ARRAY(:ids, ',')))
 ORDER BY p.id

@@ -7,7 +7,7 @@
 WITH listed AS (
     SELECT r.id, r.parent_run_id, r.config_json, r.feature_sets_json
     FROM runs r
-    WHERE POSITION(',' || r.id || ',' IN ',' || :runs || ',') > 0
+    WHERE r.id IN (SELECT UNNEST(STRING_TO_ARRAY(:runs, ',')))
 ),
 links AS (
     SELECT id AS run_id, parent_run_id AS input_id, 'init-from' AS role FROM listed WHERE parent_run_id IS NOT NULL

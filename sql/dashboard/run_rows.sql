@@ -11,7 +11,7 @@ WITH RECURSIVE listed AS (
            CAST(r.config_json AS JSON) ->> 'tag_loss' AS own_tag_loss,
            CAST(r.config_json AS JSON) ->> 'select_metric' AS own_metric
     FROM runs r
-    WHERE POSITION(',' || r.id || ',' IN ',' || :runs || ',') > 0
+    WHERE r.id IN (SELECT UNNEST(STRING_TO_ARRAY(:runs, ',')))
 ),
 up(run_id, input_id) AS (  -- each listed run and everything it descends from
     SELECT CAST(id AS VARCHAR), CAST(id AS VARCHAR) FROM listed

@@ -2,5 +2,5 @@
 -- weights (run_rows.sql says what each run is).
 SELECT m.system_id, m.rank, m.run_id, m.weight
 FROM system_members m
-WHERE POSITION(',' || m.system_id || ',' IN ',' || :systems || ',') > 0
+WHERE m.system_id IN (SELECT UNNEST(STRING_TO_ARRAY(:systems, ',')))
 ORDER BY m.system_id, m.rank
