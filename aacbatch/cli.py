@@ -886,21 +886,34 @@ def search_cmd(ctx, query, queries_file, index_name, k, fmt, run_id, system):
 
 
 @cli.command("serve")
-@click.option("--index", "index_name", required=True, help="Index to search.")
+@click.option("--index", "index_name", default=None, help="Index to search (the search page at /).")
+@click.option("--registry-only", is_flag=True,
+              help="Serve only the registry dashboard (runs, lineage, curves, systems, tables), without an index.")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; the default is this machine only (0.0.0.0 would expose the indexed files).")
 @click.pass_context
-def serve_cmd(ctx, index_name, port, host):
-    """A local search page over an index: query box, ranked files with captions and players."""
+def serve_cmd(ctx, index_name, registry_only, port, host):
+    """A local page: search over an index (query box, ranked files with captions and players)
+    and the registry dashboard (/runs, /systems, /tables/table1, /compare; JSON under /api)."""
+    from aacbatch.dashboard.reader import check_schema
+    from aacbatch.errors import InputError
     from aacbatch.search.query import Searcher
     from aacbatch.search.web import listen, make_server
 
+    if registry_only == (index_name is not None):
+        raise InputError("serve needs either --index NAME (search page and dashboard) or --registry-only (dashboard alone)")
     sock = listen(host, port)  # a busy port is one line before the model loads
-    searcher = Searcher.open(_registry(ctx), index_name)
-    server = make_server(searcher, host, port, sock)
-    click.echo(f"serving index {index_name} ({len(searcher.index)} files; model: {searcher.describe_model()}) at "
-               f"http://{host}:{server.server_port}/ — Ctrl-C stops")
+    registry = _registry(ctx)
+    check_schema(registry)
+    searcher = Searcher.open(registry, index_name) if index_name else None
+    server = make_server(searcher, host, port, sock, registry=registry)
+    url = f"http://{host}:{server.server_port}/"
+    if searcher is None:
+        click.echo(f"serving the registry dashboard of {registry.url} at {url}runs — Ctrl-C stops")
+    else:
+        click.echo(f"serving index {index_name} ({len(searcher.index)} files; model: {searcher.describe_model()}) at "
+                   f"{url} and the registry dashboard at {url}runs — Ctrl-C stops")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

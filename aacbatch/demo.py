@@ -14,6 +14,7 @@ only re-prints. The recipes it trains with live in ``aacbatch/recipes``.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,7 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     echo(render(columns, rows, "table"))
     echo(f"\nregistry: {settings.db_url}\ndata:     {data}\ncache:    {settings.cache_dir}\nruns:     {settings.home / 'runs'}"
          f"\nplots:    {plots}")
+    echo(f"\nbrowse it: aacbatch --home {shlex.quote(str(settings.home))} serve --registry-only")
 
 
 def _excluded(data: Path, name: str) -> tuple[Path, ...]:

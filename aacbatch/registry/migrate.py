@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
@@ -38,6 +39,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this aacbatch's revisions (a registry written by a later
+    version is at one it does not know, and cannot be upgraded or read safely)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def current_revision(connection: Connection) -> str | None:

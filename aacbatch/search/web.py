@@ -5,6 +5,10 @@ index has captions) and an HTML5 player; ``/audio/<id>`` streams a file by its i
 index (with HTTP range requests, so players can seek). Nothing else is served: a client
 never names a path, ids not in the index are 404, and the page uses no external assets
 (works offline). Bound to 127.0.0.1 unless told otherwise.
+
+Given a registry, the same app also serves the registry dashboard
+(:mod:`aacbatch.dashboard`: runs, lineage, curves, systems, the paper's tables); without a
+searcher it serves only the dashboard, and ``/`` leads to its runs table.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from __future__ import annotations
 import errno
 import socket
 
-from flask import Flask, abort, render_template, request, send_file
+from flask import Flask, abort, redirect, render_template, request, send_file, url_for
 from werkzeug.serving import make_server as werkzeug_server
 
+from aacbatch.dashboard.views import dashboard
 from aacbatch.errors import InputError
+from aacbatch.registry.store import Registry
 from aacbatch.search.index import describe
 from aacbatch.search.query import Searcher
 
@@ -24,8 +30,14 @@ MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".mp3":
 MAX_K = 100
 
 
-def create_app(searcher: Searcher) -> Flask:
-    app = Flask(__name__, static_folder=None)  # no /static route: only the page and indexed audio
+def create_app(searcher: Searcher | None, registry: Registry | None = None) -> Flask:
+    """The search page over ``searcher``'s index and/or the dashboard over ``registry``."""
+    app = Flask(__name__, static_folder=None)  # no /static route: only the pages, their own files and indexed audio
+    if registry is not None:
+        app.register_blueprint(dashboard(registry))
+    if searcher is None:
+        app.add_url_rule("/", "page", lambda: redirect(url_for("dashboard.runs")))
+        return app
     index = searcher.index
 
     @app.get("/")
@@ -68,12 +80,13 @@ def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
     return sock
 
 
-def make_server(searcher: Searcher, host: str = "127.0.0.1", port: int = 8000, sock: socket.socket | None = None):
-    """A threaded WSGI server for the page on ``sock`` (default: :func:`listen` on host and
-    port; ``port=0`` picks a free port: ``server.server_port``)."""
+def make_server(searcher: Searcher | None, host: str = "127.0.0.1", port: int = 8000, sock: socket.socket | None = None,
+                registry: Registry | None = None):
+    """A threaded WSGI server for :func:`create_app` on ``sock`` (default: :func:`listen` on
+    host and port; ``port=0`` picks a free port: ``server.server_port``)."""
     sock = sock or listen(host, port)
     with sock:  # werkzeug duplicates the descriptor (socket.fromfd); this one is closed after
         bound = sock.getsockname()[1]
-        server = werkzeug_server(host, bound, create_app(searcher), threaded=True, fd=sock.fileno())
+        server = werkzeug_server(host, bound, create_app(searcher, registry), threaded=True, fd=sock.fileno())
     server.server_port = bound  # set by socketserver's own bind, which a given descriptor skips
     return server
