@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean-home venv
+.PHONY: demo test bench bench-gpu clean-home venv
 
 venv: $(STAMP)
 
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean-home:
 	rm -rf aacbatch-home

@@ -21,26 +21,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aacbatch.batches import CachedBatches, Source, pad_ragged  # noqa: E402
-from aacbatch.cache import ArraySpec, FeatureStore  # noqa: E402
+from aacbatch.cache import FeatureStore  # noqa: E402
+from ragged_sets import write_both  # noqa: E402
 from result import result  # noqa: E402
 
 N_CLIPS, BATCH, EPOCHS = 2000, 32, 20
 
 
 def build(tmp: Path) -> tuple[FeatureStore, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(300, 700, N_CLIPS)
-    clips = [rng.normal(-40, 10, (int(n), 64)).astype(np.float16) for n in lengths]
-    store = FeatureStore.create_or_resume(str(tmp / "mel.zarr"), meta={"fingerprint": "bench"},
-                                          item_index=np.arange(N_CLIPS), arrays={"mel": ArraySpec((64,), "float16", True)},
-                                          lengths={"mel": lengths}, block_size=128)
-    for b in range(store.n_blocks):
-        lo, hi = store.block_range(b)
-        store.write_block(b, {"mel": clips[lo:hi]})
-    flat = np.concatenate(clips)
-    np.save(tmp / "mel.npy", flat)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    return store, np.load(tmp / "mel.npy", mmap_mode="r"), starts, lengths
+    lengths = np.random.default_rng(0).integers(300, 700, N_CLIPS)
+    store, npy, starts = write_both(tmp, lengths, seed=1)
+    return store, np.load(npy, mmap_mode="r"), starts, lengths
 
 
 def epochs(read) -> list[float]:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aacbatch.batches import PAD_MULTIPLE, CachedBatches, Source, epoch_batches, pad_ragged  # noqa: E402
-from aacbatch.cache import ArraySpec, FeatureStore  # noqa: E402
+from ragged_sets import write_both  # noqa: E402
 from result import result  # noqa: E402
 
 BATCH, ROUNDS, WORKERS = 32, 5, 2
@@ -87,22 +87,13 @@ def clips_per_second(read, epoch: int) -> float:
 def larger_than_memory() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        rng = np.random.default_rng(0)
-        lengths = rng.integers(900, 1100, N_CLIPS)
-        clips = [rng.normal(-40, 10, (int(n), 64)).astype(np.float16) for n in lengths]
-        store = FeatureStore.create_or_resume(str(tmp / "mel.zarr"), meta={"fingerprint": "bench"},
-                                              item_index=np.arange(N_CLIPS), arrays={"mel": ArraySpec((64,), "float16", True)},
-                                              lengths={"mel": lengths}, block_size=128)
-        for b in range(store.n_blocks):
-            lo, hi = store.block_range(b)
-            store.write_block(b, {"mel": clips[lo:hi]})
-        np.save(tmp / "mel.npy", np.concatenate(clips))
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        lengths = np.random.default_rng(0).integers(900, 1100, N_CLIPS)
+        store, npy_path, starts = write_both(tmp, lengths)
         size = store.group["mel"].nbytes
         print(f"set: {N_CLIPS} clips, {size / 2**20:.0f} MiB of log-mels; reader budget {BUDGET / 2**20:.0f} MiB "
               f"({size / BUDGET:.1f}x); {WORKERS} loader workers")
         zarr = CachedBatches({"mel": Source(store, "mel", "clip")}, np.arange(N_CLIPS), cache_bytes=BUDGET)
-        npy = _Memmap(tmp / "mel.npy", starts, lengths)
+        npy = _Memmap(npy_path, starts, lengths)
         ratios, rates = [], []
         for epoch in range(ROUNDS):
             a, b = clips_per_second(zarr.read, epoch), clips_per_second(npy, epoch)

@@ -197,11 +197,12 @@ def test_crops_and_buckets_resume_exactly_and_record_throughput(synth_registry, 
 
 
 def test_reuse_ignores_where_a_run_ran_but_not_what_it_computed(synth_registry):
-    first = train_task(synth_registry, "tagger", dataset="sc", sets=FAST, log=QUIET)
-    same = train_task(synth_registry, "tagger", dataset="sc", sets=FAST + ("loader_workers=1", "device=cpu"),
+    one = FAST + ("epochs=1",)
+    first = train_task(synth_registry, "tagger", dataset="sc", sets=one, log=QUIET)
+    same = train_task(synth_registry, "tagger", dataset="sc", sets=one + ("loader_workers=1", "device=cpu"),
                       reuse=True, log=QUIET)
     assert same.run_id == first.run_id
-    other = train_task(synth_registry, "tagger", dataset="sc", sets=FAST + ("amp=bf16",), reuse=True, log=QUIET)
+    other = train_task(synth_registry, "tagger", dataset="sc", sets=one + ("amp=bf16",), reuse=True, log=QUIET)
     assert other.run_id != first.run_id
 
 
@@ -256,3 +257,12 @@ def test_demo_scales_are_the_catalogs_and_the_gpu_scale_needs_a_gpu(tmp_path, mo
         with pytest.raises(InputError, match=r"demo --scale gpu trains the paper-size CNN14 and needs a CUDA GPU"):
             run_demo(Settings.resolve(home=tmp_path), scale="gpu", echo=QUIET)
         assert not (tmp_path / "data").exists()  # refused before anything was generated
+
+
+@pytest.mark.parametrize("recipe, family", [("paper-retrieval-pretrain", "retrieval"), ("paper-retrieval-finetune", "retrieval"),
+                                            ("paper-caption-pretrain", "caption"), ("paper-caption-finetune", "caption")])
+def test_paper_recipes_load_into_their_tasks_configs(recipe, family):
+    (task, *_) = catalog.tasks_where(family=family)
+    sets = ["features=encoded-x"] if family == "caption" else []
+    cfg = load_config(catalog.task(task).task_class().Config, recipe, sets)
+    assert cfg.epochs >= 10 and cfg.lr > 0

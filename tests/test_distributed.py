@@ -93,22 +93,31 @@ def loss_and_grads(task: str) -> tuple[float, dict[str, torch.Tensor]]:
         {n: p.grad.clone() for n, p in built.model.named_parameters() if p.grad is not None}
 
 
-def _worker(rank: int, world: int, init_file: str, task: str, out: str) -> None:
+TASKS = ("clap", "claip_tag", "tagger", "caption")
+
+
+def _worker(rank: int, world: int, init_file: str, out: str) -> None:
+    """Every DDP task's loss and gradients in one process group (one spawn for all of them)."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        loss, grads = loss_and_grads(task)
+        results = {task: loss_and_grads(task) for task in TASKS}
         if rank == 0:
-            torch.save({"loss": loss, "grads": grads}, out)
+            torch.save({task: {"loss": loss, "grads": grads} for task, (loss, grads) in results.items()}, out)
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("task", ["clap", "claip_tag", "tagger", "caption"])
-def test_two_processes_equal_one_on_the_same_global_batch(task, tmp_path):
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("ddp")
+    mp.start_processes(_worker, args=(2, str(tmp / "init"), str(tmp / "rank0.pt")), nprocs=2, start_method="spawn")
+    return torch.load(tmp / "rank0.pt")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_two_processes_equal_one_on_the_same_global_batch(task, two_ranks):
     single_loss, single_grads = loss_and_grads(task)
-    out = tmp_path / "rank0.pt"
-    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), task, str(out)), nprocs=2, start_method="spawn")
-    got = torch.load(out)
+    got = two_ranks[task]
     assert got["loss"] == pytest.approx(single_loss, rel=1e-5)
     assert set(got["grads"]) == set(single_grads)
     for name, grad in single_grads.items():

@@ -208,7 +208,7 @@ def load_sd_pipeline(sd_dir: str | Path, device: torch.device | str = "cpu") -> 
         quiet_hub_libraries()
         pipe = StableDiffusionPipeline.from_pretrained(
             path, local_files_only=True, requires_safety_checker=False, low_cpu_mem_usage=low_memory,
-            torch_dtype=torch.float16 if device.type == "cuda" else torch.float32, **unused
+            dtype=torch.float16 if device.type == "cuda" else torch.float32, **unused
         )
     except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"cannot load a Stable Diffusion pipeline from {path}: {first_line(exc)}") from exc
