@@ -19,9 +19,12 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from aacbatch.audit.leakage import leak_notes
 from aacbatch.errors import InputError
 from aacbatch.formatting import render
 from aacbatch.registry.queries import declared_params, named_query, run_sql, with_dataset
+from aacbatch.registry.runs import get_run
+from aacbatch.registry.systems import members_of, system_by_name
 from aacbatch.registry.store import Registry
 from aacbatch.resources import resource_dir
 
@@ -63,12 +66,38 @@ def run_report(registry: Registry, name: str, params: dict[str, object] | None =
     sql, source = report_query(name)
     params = with_dataset(registry, sql, {**declared_params(sql), **(params or {})})
     columns, rows = run_sql(registry, sql, params, source=source)
+    if _LEAK_COLUMNS <= set(columns) and "split" in params:
+        rows = with_leak_notes(registry, columns, rows, str(params["split"]))
     plot = _PLOT.search(sql)
     paper = paper_reference(Path(name).stem) if with_paper else None
     if with_paper and paper is None:
         raise InputError(f"the paper has no reference numbers for report {name!r} (only for "
                          f"{', '.join(sorted(_paper_rows()))})")
     return Report(Path(name).stem, params, Table(columns, rows), plot.group(1) if plot else None, paper)
+
+
+_LEAK_COLUMNS = {"system", "dataset", "source", "note"}  # the rows of report table1/table2
+
+
+def with_leak_notes(registry: Registry, columns: list[str], rows: list[tuple], split: str) -> list[tuple]:
+    """Rows whose model (``source`` "run <id>", or a system named in ``system``) or an ancestor
+    trained on clips of the row's ``dataset``/``split`` get a ``leak: …`` note (see
+    :mod:`aacbatch.audit.leakage`): a test score on heard audio is not a test score."""
+    at = {c: columns.index(c) for c in _LEAK_COLUMNS}
+    out = []
+    for row in rows:
+        source, dataset = row[at["source"]], row[at["dataset"]]
+        if str(source).startswith("run "):
+            runs = [get_run(registry, source[4:]).id]
+        else:
+            runs = [r for r, _ in members_of(registry, system_by_name(registry, row[at["system"]]))]
+        notes = [n for n in leak_notes(registry, runs, dataset, (split,))] if dataset else []
+        if notes:
+            row = list(row)
+            row[at["note"]] = "; ".join([row[at["note"]]] * bool(row[at["note"]]) + notes)
+            row = tuple(row)
+        out.append(row)
+    return out
 
 
 def _paper_rows() -> dict[str, list[dict[str, str]]]:

@@ -169,3 +169,12 @@ def test_audit_finds_planted_copies_and_a_run_and_its_descendant_report_the_leak
         r == "same clip" for r in run_leakage(registry, fine, "target", "train").leaked.values())
     note = run_leakage(registry, fine, "target", "eval").note()
     assert note == f"leak: {len(in_train)} of {len(eval_names)} target eval clips were trained on ({len(in_train)} by audit) by run {pre[:8]}"
+    from aacbatch.reports import with_leak_notes
+
+    clean = RunRecorder.start(registry, task=teacher, config={}, dataset_id=ds["target"], parent_run_id=None,
+                              feature_sets=[], seed=0, random_weights=False).run_id
+    columns = ["system", "dataset", "source", "note"]
+    rows = with_leak_notes(registry, columns, [("best single run", "target", f"run {fine[:8]}", "random-weight inputs"),
+                                               ("baseline", "target", f"run {clean[:8]}", "")], "eval")
+    assert rows == [("best single run", "target", f"run {fine[:8]}", f"random-weight inputs; eval {note}"),
+                    ("baseline", "target", f"run {clean[:8]}", "")]  # table1/table2 rows carry the note
