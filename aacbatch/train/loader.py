@@ -43,10 +43,14 @@ def _one_thread(_: int) -> None:
 
 
 def epoch_loader(task: Task, epoch: int, workers: int = 0, prefetch: int = 2, pin: bool = False) -> DataLoader:
-    """The epoch's fetched batches in order: dicts of CPU tensors (pinned with ``pin``)."""
+    """The epoch's fetched batches in order: dicts of CPU tensors (pinned with ``pin``).
+
+    The loader draws its workers' base seed from a generator of its own, so the training RNG
+    stream (dropout, SpecAugment) is the one the model alone consumes: the same with or
+    without a loader, with any number of workers."""
     return DataLoader(_EpochBatches(task, epoch), batch_size=None, shuffle=False, num_workers=workers,
                       pin_memory=pin, prefetch_factor=prefetch if workers else None,
-                      worker_init_fn=_one_thread if workers else None)
+                      worker_init_fn=_one_thread if workers else None, generator=torch.Generator())
 
 
 class ThroughputMeter:
