@@ -82,7 +82,8 @@ def test_clap_tag_needs_a_teacher_with_the_encoders_classes(retrieval_registry):
 
 
 def test_images_kind_and_claip_tag_marks_random_weights(retrieval_registry):
-    result = featurize(retrieval_registry, "images", "sc", overrides={"thumbnails": True})
+    fast = {"thumbnails": True, "steps": 1, "size": 32, "batch_size": 60}  # the wiring, not the images, is tested here
+    result = featurize(retrieval_registry, "images", "sc", overrides=fast)
     assert result.random_weights and result.n_items == 300
     from aacbatch.cache import FeatureStore
 
@@ -90,7 +91,7 @@ def test_images_kind_and_claip_tag_marks_random_weights(retrieval_registry):
     emb = store.group["embedding"][:].astype(np.float32)
     assert emb.shape[0] == 300 and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-2)
     assert store.group["thumbnail"].shape == (300, 32, 32, 3)
-    again = featurize(retrieval_registry, "images", "sc", overrides={"thumbnails": True})
+    again = featurize(retrieval_registry, "images", "sc", overrides=fast)
     assert again.computed_blocks == 0
     tagger = train_task(retrieval_registry, "tagger", dataset="sc", sets=("epochs=1",), log=QUIET)
     featurize(retrieval_registry, "tags", "sc", overrides={"teacher": tagger.run_id})

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aacbatch.device import current
 from aacbatch.models.checkpoints import load_file
 
 CHECKPOINT = "echecker_clotho_audiocaps_base.ckpt"
@@ -64,7 +65,7 @@ class FluencyErrors:
         """Boolean array: True where the "error" probability exceeds 0.9."""
         from transformers import AutoTokenizer
 
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device or str(current())  # the process's --device
         tokenizer = AutoTokenizer.from_pretrained(self.bert)
         encoder, head = self._load(device)
         probs = []

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aacbatch.device import current
+
 FENSE_SBERT = "paraphrase-TinyBERT-L6-v2"
 MODEL_MARKER = "modules.json"  # what makes a folder a sentence-transformers model
 
@@ -51,10 +53,9 @@ class SentenceSimilarity:
 
     def compute(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
         """(N,) mean over each item's references of cos(candidate, reference)."""
-        import torch
         from sentence_transformers import SentenceTransformer
 
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device or str(current())  # the process's --device
         model = SentenceTransformer(str(self.model_dir), device=device, local_files_only=True)
         n_refs = np.array([len(refs) for refs in references], dtype=np.int64)
         flat = [ref for refs in references for ref in refs]
