@@ -64,5 +64,7 @@ def test_bow_baseline_beats_chance_and_is_registered(synth_registry):
     n_eval = run_sql(synth_registry, "SELECT COUNT(*) FROM splits WHERE name = 'eval'")[1][0][0]
     chance = np.mean([1 / (r + 1) for r in range(min(10, n_eval))]) * min(10, n_eval) / n_eval
     assert result.final["eval"]["t2a/mAP@10"] > 2 * chance
-    _, rows = run_sql(synth_registry, "SELECT metric FROM scores WHERE epoch IS NULL AND split = 'eval' ORDER BY metric")
-    assert [m for (m,) in rows] == ["t2a/R@1", "t2a/R@10", "t2a/R@5", "t2a/mAP@10"]
+    _, rows = run_sql(synth_registry, "SELECT metric, ci_low, value, ci_high FROM scores WHERE epoch IS NULL "
+                      "AND split = 'eval' ORDER BY metric")
+    assert [m for (m, *_) in rows] == [f"{d}/{m}" for d in ("a2t", "t2a") for m in ("R@1", "R@10", "R@5", "mAP@10")]
+    assert all(lo <= v <= hi and lo < hi for (_, lo, v, hi) in rows)  # intervals, as every retrieval run's

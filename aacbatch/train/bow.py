@@ -19,8 +19,9 @@ import numpy as np
 
 from aacbatch.data.items import load_items
 from aacbatch.evaluate.retrieval import retrieval_metrics
+from aacbatch.evaluate.scored import score_retrieval
 from aacbatch.featurize.sets import cached_set
-from aacbatch.registry.runs import RunRecorder
+from aacbatch.registry.runs import RunRecorder, SplitResult
 from aacbatch.train.task import ClosedFormTask
 
 STOP = frozenset("a an the and or of in on at to is are be being with while as by from for it its this that there "
@@ -103,6 +104,15 @@ def evaluate_bow(model: BowBaseline, registry, dataset, split, mel_set) -> dict[
     return {f"t2a/{k}": v for k, v in retrieval_metrics(model.similarity(queries, summaries), relevant).items()}
 
 
+def score_bow(model: BowBaseline, registry, dataset, split, mel_set) -> SplitResult:
+    """Final scores of a split in both directions, with bootstrap intervals and provenance, as
+    every retrieval run's (:func:`aacbatch.evaluate.scored.score_retrieval`)."""
+    summaries, _, queries, relevant = split_data(registry, dataset, split, mel_set)
+    clip_ids = [str(c.id) for c in load_items(registry, dataset, split).clips]
+    scored = score_retrieval(model.similarity(queries, summaries), relevant, clip_ids)
+    return SplitResult(scored.metrics, intervals=scored.intervals, provenance=scored.provenance)
+
+
 class BowTask(ClosedFormTask):
     """Fits :class:`BowBaseline` on the training split's cached log-mels and captions."""
 
@@ -125,9 +135,7 @@ class BowTask(ClosedFormTask):
         np.savez(path, vocab=np.array(model.vocab), mean=model.mean, std=model.std, weights=model.weights)
         recorder.checkpoint(path, epoch=1, step=0, is_best=True)
         recorder.scores(cfg.val_split, evaluate_bow(model, registry, dataset, cfg.val_split, mel_set), epoch=1)
-        final = {}
-        for split in cfg.eval_splits:
-            final[split] = evaluate_bow(model, registry, dataset, split, mel_set)
-            recorder.scores(split, final[split], epoch=None)
+        results = {split: score_bow(model, registry, dataset, split, mel_set) for split in cfg.eval_splits}
+        recorder.final(results)
         recorder.status("finished")
-        return final
+        return {split: result.metrics for split, result in results.items()}
