@@ -932,7 +932,7 @@ def demo(ctx, scale):
     """Run the pipeline end to end on generated SynthCaps data (what `make demo` runs).
 
     Trains the teacher tagger, five retrieval models, twelve captioners and both baselines,
-    builds the eight systems and prints Table 1 and Table 2 (tiny: about 15 minutes on two
+    builds the eight systems and prints Table 1 and Table 2 (tiny: 15–25 minutes on two
     CPU cores; a second run reuses everything and only re-prints).
 
     \b
