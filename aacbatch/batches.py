@@ -155,12 +155,11 @@ class CachedBatches:
         if self.captions is not None:
             out["caption_idx"] = self.captions[batch]
         for name, reader in self._readers.items():
+            rows = self._rows[name][batch]
             if crop is not None and name == crop.source:
-                rows = self._rows[name][batch]
-                offsets, sizes = crop.windows(batch, reader.lengths[rows])
-                values = reader.windows(rows, offsets, sizes)
+                values = reader.windows(rows, *crop.windows(batch, reader.lengths[rows]))
             else:
-                values = reader[self._rows[name][batch]]
+                values = reader[rows]
             if reader.ragged:
                 out[name], out[f"{name}_lengths"] = pad_ragged(values)
             else:

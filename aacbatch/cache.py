@@ -484,7 +484,8 @@ class ArrayReader:
         """Decode the uncached ``chunks`` in one concurrent zarr call (one call per chunk costs
         ~3 ms of event-loop round trip each) and keep them, evicting the least recently used
         chunks outside this request while over the budget."""
-        missing = sorted({int(c) for c in chunks} - set(self._cache))
+        wanted = {int(c) for c in chunks}
+        missing = sorted(wanted - set(self._cache))
         if not missing:
             return
         rows = self.array.shape[0]
@@ -493,7 +494,6 @@ class ArrayReader:
         for c, data in zip(missing, sync(_gather(reads))):
             self._cache[c] = data
             self._held += data.nbytes
-        wanted = set(int(c) for c in chunks)
         for c in list(self._cache):
             if self._held <= self._cache_bytes:
                 break

@@ -71,7 +71,7 @@ def _device_spec(ctx, param, value):
     through :mod:`aacbatch.device`, which reads ``AACBATCH_DEVICE``."""
     if value is None:
         return None
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value.strip().lower()):
+    if not re.fullmatch(catalog.DEVICE_SPEC, value.strip().lower()):
         raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
     os.environ["AACBATCH_DEVICE"] = value.strip().lower()
     return value

@@ -115,9 +115,10 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
     if progress is None:
         progress = lambda total, desc: tqdm(total=total, desc=desc, disable=True)  # noqa: E731
     recipe = SCALES[scale]
-    if recipe.needs_gpu and current().type != "cuda":
+    device = current()  # checked before anything is generated: a missing GPU fails at once
+    if recipe.needs_gpu and device.type != "cuda":
         raise InputError(f"demo --scale {scale} trains the paper-size CNN14 and needs a CUDA GPU (this process runs on "
-                         f"{current()}): use --scale tiny on CPUs")
+                         f"{device}): use --scale tiny on CPUs")
     registry = Registry(settings)
     data = settings.home / "data"
 

@@ -19,11 +19,12 @@ import re
 
 import torch
 
+from aacbatch.catalog import DEVICE_SPEC
 from aacbatch.errors import InputError
 
 AMP_MODES = ("off", "bf16", "fp16")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-_SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_SPEC = re.compile(rf"^({DEVICE_SPEC})$")
 ENV = "AACBATCH_DEVICE"
 
 

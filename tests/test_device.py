@@ -257,6 +257,10 @@ def test_demo_scales_are_the_catalogs_and_the_gpu_scale_needs_a_gpu(tmp_path, mo
         with pytest.raises(InputError, match=r"demo --scale gpu trains the paper-size CNN14 and needs a CUDA GPU"):
             run_demo(Settings.resolve(home=tmp_path), scale="gpu", echo=QUIET)
         assert not (tmp_path / "data").exists()  # refused before anything was generated
+        monkeypatch.setenv("AACBATCH_DEVICE", "cuda:2")
+        with pytest.raises(InputError, match=r"device 'cuda:2' asked for, but this machine has no usable CUDA GPU"):
+            run_demo(Settings.resolve(home=tmp_path), scale="tiny", echo=QUIET)
+        assert not (tmp_path / "data").exists()  # any scale: the device is checked first
 
 
 @pytest.mark.parametrize("recipe, family", [("paper-retrieval-pretrain", "retrieval"), ("paper-retrieval-finetune", "retrieval"),
