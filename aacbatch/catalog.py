@@ -42,6 +42,7 @@ class TaskInfo:
     marks runs that may be members of a system of kind ``output``; ``closed_form`` tasks are
     fitted in one pass instead of by the epoch loop. ``losses`` are the retrieval terms added
     to InfoNCE (``tag``: regression on cached teacher scores, ``image``: image→text InfoNCE).
+    ``mixtures`` tasks train on several datasets at once (``--dataset a,b`` or a mixture).
     """
 
     name: str
@@ -57,6 +58,7 @@ class TaskInfo:
     ensemble: bool = False
     closed_form: bool = False
     losses: tuple[str, ...] = ()
+    mixtures: bool = False
 
     def __post_init__(self):
         if self.family not in FAMILIES or self.output not in OUTPUTS:
@@ -78,7 +80,7 @@ class TaskInfo:
 
 def _retrieval(name: str, losses: tuple[str, ...], summary: str) -> TaskInfo:
     return TaskInfo(name, "retrieval", "retrieval", "aacbatch.train.retrieval:RetrievalTask", "t2a/mAP@10", summary,
-                    init_from=("retrieval",), encoder=True, ddp=True, ensemble=True, losses=losses)
+                    init_from=("retrieval",), encoder=True, ddp=True, ensemble=True, losses=losses, mixtures=True)
 
 
 TASKS: dict[str, TaskInfo] = {t.name: t for t in (
@@ -93,7 +95,7 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in (
     _retrieval("claip_tag", ("tag", "image"), "CLAIP-TAG: both extra terms"),
     TaskInfo("caption", "caption", "caption", "aacbatch.train.caption:CaptionTask", "cider_d",
              "a captioner on the frames of a frozen encoder (an encoded set)", init_from=("caption",), ensemble=True,
-             ddp=True),
+             ddp=True, mixtures=True),
     TaskInfo("frequent_caption", "baseline", "caption", "aacbatch.train.frequent_caption:FrequentCaptionTask",
              "cider_d", "the most-frequent-caption baseline", closed_form=True),
 )}

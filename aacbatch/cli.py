@@ -300,6 +300,41 @@ def featurize(ctx, spec, dataset, split, shard, workers, rebuild, skip_bad, sets
 
 
 @cli.group()
+def mixture():
+    """Named mixtures of datasets to train on together."""
+
+
+@mixture.command("create")
+@click.argument("name")
+@click.option("--dataset", "spec", required=True, help="Member datasets, comma-separated, in order.")
+@click.option("--weight", "weights", multiple=True, type=float,
+              help="Per member, in order: examples drawn per epoch (1 each once, 2 twice, 0.5 a random half).")
+@click.option("--replace", is_flag=True, help="Redefine an existing mixture of this name.")
+@click.pass_context
+def mixture_create(ctx, name, spec, weights, replace):
+    """Register a mixture, then train on it with --dataset NAME.
+
+    E.g. aacbatch mixture create pretrain --dataset clotho,audiocaps,macs,wavcaps-fsd --weight 2 --weight 1
+    --weight 1 --weight 0.5"""
+    from aacbatch.data.corpus import define_mixture
+
+    status, members = define_mixture(_registry(ctx), name, spec, weights, replace)
+    click.echo(f"mixture {name}: {status} ({', '.join(f'{m.dataset}×{m.weight:g}' for m in members)})")
+
+
+@mixture.command("list")
+@_format_option
+@click.pass_context
+def mixture_list(ctx, fmt):
+    """Registered mixtures with their members and weights."""
+    from aacbatch.formatting import render
+    from aacbatch.registry.mixtures import mixtures
+
+    rows = [(m.name, k, d, w) for m in mixtures(_registry(ctx)) for k, (d, w) in enumerate(m.members)]
+    click.echo(render(["mixture", "position", "dataset", "weight"], rows, fmt))
+
+
+@cli.group()
 def features():
     """Inspect feature sets."""
 
@@ -352,7 +387,12 @@ def features_show(ctx, name, dataset):
 @cli.command("train")
 @click.option("--task", type=click.Choice(list(catalog.TASKS)), metavar="TASK",
               help="What to train: " + "; ".join(f"{t.name}: {t.summary}" for t in catalog.TASKS.values()) + ".")
-@click.option("--dataset", help="Registered dataset (its feature sets are the inputs).")
+@click.option("--dataset", help="Registered dataset (its feature sets are the inputs); several as a,b,c or a "
+              "mixture's name (retrieval and caption tasks).")
+@click.option("--val-dataset", help="With several datasets: the one whose splits validate and score the run "
+              "[default: the first].")
+@click.option("--weight", "weights", multiple=True, type=float, help="Per --dataset member, in order: examples drawn "
+              "per epoch (1 each once, 2 twice, 0.5 a random half).")
 @click.option("--config", "config", help="Recipe TOML (a path or a name in aacbatch/recipes/).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
 @click.option("--seed", type=int, help="Random seed (same as --set seed=S).")
@@ -361,7 +401,7 @@ def features_show(ctx, name, dataset):
 @click.option("--reuse", is_flag=True, help="If a finished run has the same task, config, inputs and parent, report it instead.")
 @click.option("--features", help="Caption task: the encoded feature set to read (same as --set features=NAME).")
 @click.pass_context
-def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse, features):
+def train_cmd(ctx, task, dataset, val_dataset, weights, config, sets, seed, init_from, resume, reuse, features):
     """Train a model from cached features and register the run with its scores."""
     from aacbatch.train.run import train_task
 
@@ -371,7 +411,8 @@ def train_cmd(ctx, task, dataset, config, sets, seed, init_from, resume, reuse, 
 
     sets = (*sets, f"features={json.dumps(features)}") if features else sets
     result = train_task(_registry(ctx), task, dataset=dataset, config=config, sets=sets, seed=seed,
-                        init_from=init_from, resume=resume, reuse=reuse, log=click.echo)
+                        init_from=init_from, resume=resume, reuse=reuse, val_dataset=val_dataset, weights=weights,
+                        log=click.echo)
     if world()[0] != 0:
         return  # under torchrun, rank 0 reports
     from aacbatch.registry.runs import final_reasons

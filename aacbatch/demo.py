@@ -2,8 +2,9 @@
 
 Stages: synthesise → plant copies of eval clips in the pretraining set, find them by
 acoustic audit and exclude them → ingest → re-split → log-mels → teacher tagger → tags, tokens, text
-embeddings, SD/CLIP images → five retrieval variants (pretrain → finetune) → bag-of-words
-baseline → encoded frames of four encoders → captioners (pretrain → finetune, three seeds on
+embeddings, SD/CLIP images → five retrieval variants (pretrain on a mixture of the pretraining
+set and the target set's training split → finetune on the target) → bag-of-words
+baseline → encoded frames of four encoders → captioners (pretrain on the mixture → finetune, three seeds on
 each CLAP-TAG encoder) → most-frequent-caption baseline → the eight systems → Table 1, Table 2
 and plots. Every stage is idempotent — generation is skipped when the folder already holds the
 same recipe, ingest/split/featurize are no-ops on unchanged inputs, training reuses a finished
@@ -25,6 +26,7 @@ from aacbatch import catalog
 from aacbatch.audit.datasets import audit_datasets
 from aacbatch.audit.planted import plant_into_corpus
 from aacbatch.config import Settings
+from aacbatch.data.corpus import define_mixture
 from aacbatch.data.ingest import ingest
 from aacbatch.data.splits import resplit
 from aacbatch.data.synthcaps import generate
@@ -42,6 +44,7 @@ from aacbatch.train.run import train_task
 from aacbatch.typed import build, read_toml
 
 PRETRAIN, TARGET = "synthcaps-pretrain", "synthcaps"
+MIXTURE = "demo-pretrain"  # pretraining corpus: the pretraining set + the target set's training split
 PLANTED = 4  # re-encoded crops of target eval clips planted in the pretraining folder
 SYSTEMS = tuple(f"{kind}_s{n}" for kind in ("retrieval", "caption") for n in (1, 2, 3, 4))
 
@@ -151,11 +154,13 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
         for spec in ("tokens", "text_emb", "images"):
             _show(echo, featurize(registry, spec, name, progress=progress))
 
-    echo("\n== retrieval: pretrain on SynthCaps-pretrain → finetune on SynthCaps, five variants ==")
+    status, members = define_mixture(registry, MIXTURE, f"{PRETRAIN},{TARGET}")
+    echo(f"\nmixture {MIXTURE}: {status} ({' + '.join(m.dataset for m in members)}; validated on {PRETRAIN})")
+    echo("\n== retrieval: pretrain on the mixture → finetune on SynthCaps, five variants ==")
     finetuned = []
     for model in plan:
         sets = (f"audio_init='{tagger.run_id}'", *model.sets, *recipe.every)
-        pre = train_task(registry, model.task, dataset=PRETRAIN, config="demo-retrieval-pretrain", sets=sets,
+        pre = train_task(registry, model.task, dataset=MIXTURE, config="demo-retrieval-pretrain", sets=sets,
                          reuse=True, log=echo)
         fine = train_task(registry, model.task, dataset=TARGET, config="demo-retrieval-finetune", sets=sets,
                           init_from=pre.run_id, reuse=True, log=echo)
@@ -173,8 +178,8 @@ def run_demo(settings: Settings, *, scale: str = "tiny", echo: Callable[[str], N
             encoded = featurize(registry, "encoded", name, overrides={"run": encoder_run}, progress=progress)
             _show(echo, encoded)
         features = f"features='{encoded.name}'"
-        pre = train_task(registry, captioner, dataset=PRETRAIN, config="demo-caption-pretrain", reuse=True, log=echo,
-                         sets=(features, f"vocab_from=['{TARGET}']", *recipe.every))
+        pre = train_task(registry, captioner, dataset=MIXTURE, config="demo-caption-pretrain", reuse=True, log=echo,
+                         sets=(features, *recipe.every))
         for seed in range(model.captioner_seeds):
             train_task(registry, captioner, dataset=TARGET, config="demo-caption-finetune", reuse=True, log=echo,
                        sets=(features, f"vocab_from=['{PRETRAIN}']", *recipe.every), seed=seed, init_from=pre.run_id)

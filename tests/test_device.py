@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from aacbatch import catalog
+from aacbatch.data.corpus import Corpus
 from aacbatch.batches import Crop, bucketed_batches, epoch_batches, pad_ragged
 from aacbatch.cli import cli
 from aacbatch.device import autocast, check_amp, current, resolve, to_device, use
@@ -154,7 +155,7 @@ def test_bucketed_batches_respect_min_size():
 
 def _tagger(registry, *sets):
     cfg = load_config(TaggerConfig, None, list(FAST) + list(sets))
-    return build_task(registry, catalog.task("tagger"), "sc", cfg)
+    return build_task(registry, catalog.task("tagger"), Corpus.single("sc"), cfg)
 
 
 def test_worker_batches_equal_in_process_batches(synth_registry):

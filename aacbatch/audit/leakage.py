@@ -87,7 +87,8 @@ def run_leakage(registry: Registry, run_id: str, dataset: str, split: str) -> Le
             if n:
                 out.listed[key] = max(out.listed.get(key, 0), n)
         if found:
-            out.runs.append(trained.run_id)
+            if trained.run_id not in out.runs:  # a mixture run trains on several datasets
+                out.runs.append(trained.run_id)
             for clip_id, reason in found.items():
                 out.leaked.setdefault(clip_id, reason)
     return out

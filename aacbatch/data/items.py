@@ -8,6 +8,7 @@ examples and references through the same lists.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aacbatch.registry.datasets import split_rows
@@ -23,6 +24,7 @@ class ClipItem:
     sample_rate: int
     tags: str | None
     id: str  # registry id (predictions and captions are keyed by it)
+    source: tuple[str, str] | None = None  # (kind, id) of the recording it was cut from, where known
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,16 @@ def load_items(registry: Registry, dataset: str, split: str | None = None) -> It
     by_id = {c.id: c.idx for c in rows.clips}
     return Items(
         dataset_id=rows.dataset.id, dataset_fingerprint=rows.dataset.fingerprint, dataset_meta=rows.dataset.meta_json,
-        clips=[ClipItem(c.idx, c.name, c.path, c.n_frames, c.sample_rate, c.tags, c.id) for c in rows.clips],
+        clips=[ClipItem(c.idx, c.name, c.path, c.n_frames, c.sample_rate, c.tags, c.id,
+                        (c.source, c.source_id) if c.source and c.source_id else None) for c in rows.clips],
         captions=[CaptionItem(c.idx, by_id[c.clip_id], c.caption_index, c.text) for c in rows.captions],
     )
+
+
+def index_spans(parts: Iterable[Items]) -> tuple[list[int], list[int]]:
+    """(clip, caption) index counts that number several datasets' items apart: each part's
+    largest index + 1, so that shifting part k by the sum of the counts before it keeps the
+    indices of different datasets distinct."""
+    parts = list(parts)
+    return ([max((c.idx for c in p.clips), default=-1) + 1 for p in parts],
+            [max((c.idx for c in p.captions), default=-1) + 1 for p in parts])

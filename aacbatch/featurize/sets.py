@@ -34,3 +34,37 @@ def cached_set(registry: Registry, dataset: str, name: str) -> CachedSet:
         raise InputError(f"feature cache {row.path} does not match the registry's {name!r}: re-run featurize with --rebuild")
     store.require_intact()  # refuse a damaged set before any work starts, never read zeros
     return CachedSet(store, row.id, name, row.fingerprint, row.random_weights)
+
+
+def _recipe(cached: CachedSet) -> dict:
+    """What made a set, apart from which dataset it was made from: the spec's kind and
+    parameters (not its block size) and the content identity of any model it ran."""
+    meta = cached.store.meta
+    spec = {k: v for k, v in (meta.get("spec") or {}).items() if k != "block_size"}
+    identity = {k: v for k, v in (meta.get("model_identity") or {}).items() if not k.endswith("path")}
+    return {"spec": spec, "model": identity}
+
+
+def member_sets(registry: Registry, datasets: list[str], name: str) -> dict[str, CachedSet]:
+    """Feature set ``name`` of every dataset of a mixture, refused unless all were made alike
+    (the same front end, tokenizer, teacher or encoder): examples of one batch must mean the
+    same thing whichever dataset they come from."""
+    sets = {d: cached_set(registry, d, name) for d in datasets}
+    first, reference = datasets[0], _recipe(sets[datasets[0]])
+    for dataset in datasets[1:]:
+        recipe = _recipe(sets[dataset])
+        if recipe != reference:
+            differs = _first_difference(reference, recipe)
+            command = str(sets[first].store.meta.get("command") or f"aacbatch featurize ... --dataset {first}")
+            fix = command.replace(f"--dataset {first}", f"--dataset {dataset}") + " --rebuild"
+            raise InputError(f"feature set {name!r} of dataset {dataset!r} was made unlike that of {first!r} "
+                             f"({differs}): rebuild it alike with `{fix}`")
+    return sets
+
+
+def _first_difference(a, b, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    return f"{path}: {a!r} vs {b!r}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, or_, select
 
 from aacbatch import catalog
+from aacbatch.registry.mixtures import trained_on
 from aacbatch.registry.schema import Audit, AuditMatch, Clip, Dataset, FeatureSet, Run, SplitMember, new_id
 from aacbatch.registry.store import Registry
 
@@ -104,9 +105,11 @@ class TrainedOn:
 
 
 def lineage(registry: Registry, run_id: str) -> list[TrainedOn]:
-    """The run and every run it descends from — its ``--init-from`` parent, the runs its
-    settings name (initial audio encoder, encoder, teacher) and the runs that made its
-    feature sets (``featurize tags --teacher``, ``featurize encoded --run``) — run first."""
+    """What the run and every run it descends from trained on, run first: one entry per
+    training dataset of a run (each member of a mixture). The runs it descends from: its
+    ``--init-from`` parent, the runs its settings name (initial audio encoder, encoder,
+    teacher) and the runs that made its feature sets (``featurize tags --teacher``,
+    ``featurize encoded --run``)."""
     with registry.transaction() as session:
         formats = dict(session.execute(select(Dataset.id, Dataset.format)).all())
         order, queue, seen = [], [run_id], {run_id}
@@ -115,8 +118,8 @@ def lineage(registry: Registry, run_id: str) -> list[TrainedOn]:
             if run is None:
                 continue
             config = json.loads(run.config_json)
-            order.append(TrainedOn(run.id, run.task, run.dataset_id, formats.get(run.dataset_id),
-                                   str(config.get("train_split") or "train")))
+            for dataset_id, split in trained_on(session, run.id) or [(run.dataset_id, config.get("train_split"))]:
+                order.append(TrainedOn(run.id, run.task, dataset_id, formats.get(dataset_id), str(split or "train")))
             for ancestor in [run.parent_run_id, *(config.get(k) for k in RUN_SETTINGS), *_feature_runs(session, run)]:
                 if isinstance(ancestor, str) and ancestor and ancestor not in seen:
                     seen.add(ancestor)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select
 
 from aacbatch.errors import InputError, NotFoundError
-from aacbatch.registry.schema import AuditMatch, Caption, Clip, Dataset, SplitMember, new_id
+from aacbatch.registry.schema import AuditMatch, Caption, Clip, Dataset, Mixture, SplitMember, new_id
 from aacbatch.registry.store import Registry
 
 SOURCE_RECIPE = "source"
@@ -89,6 +89,8 @@ def store_dataset(registry: Registry, name: str, *, fmt: str, source_path: str, 
         fields = dict(format=fmt, source_path=registry.stored_path(source_path), fingerprint=fingerprint, n_clips=len(clips),
                       n_captions=n_captions, meta_json=json.dumps(meta, ensure_ascii=False))
         if existing is None:
+            if session.scalar(select(Mixture.id).where(Mixture.name == name)) is not None:
+                raise InputError(f"{name!r} is the name of a mixture (aacbatch mixture list): ingest under another --name")
             dataset = Dataset(id=new_id(), name=name, **fields)
             session.add(dataset)
             status = "created"

@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from aacbatch.errors import InputError, NotFoundError
 from aacbatch.hashing import fingerprint
+from aacbatch.registry.mixtures import UsedDataset, put_run_datasets
 from aacbatch.registry.schema import Checkpoint, Prediction, ProvenanceRecord, Run, Score, new_id, utcnow
 from aacbatch.registry.store import Registry
 from aacbatch.resources import code_revision
@@ -223,7 +224,9 @@ class RunRecorder:
 
     @classmethod
     def start(cls, registry: Registry, *, task: str, config: dict, dataset_id: str | None, parent_run_id: str | None,
-              feature_sets: list[dict], seed: int, random_weights: bool) -> "RunRecorder":
+              feature_sets: list[dict], seed: int, random_weights: bool, mixture_id: str | None = None,
+              datasets: Sequence[UsedDataset] = ()) -> "RunRecorder":
+        """A new ``running`` run row, with the datasets it reads (``run_datasets``)."""
         run_id, revision = new_id(), code_revision()  # outside the transaction: never hold the lock for git
         with registry.transaction() as session:
             parent = session.get(Run, parent_run_id) if parent_run_id else None
@@ -231,7 +234,8 @@ class RunRecorder:
             session.add(Run(id=run_id, task=task, dataset_id=dataset_id, parent_run_id=parent_run_id,
                             config_json=json.dumps(config), feature_sets_json=json.dumps(feature_sets), seed=seed,
                             status="running", random_weights=random_weights, host=socket.gethostname(),
-                            git_rev=revision, seed_group=group))
+                            git_rev=revision, seed_group=group, mixture_id=mixture_id))
+            put_run_datasets(session, run_id, datasets)
         return cls(registry, run_id, dataset_id)
 
     def scores(self, split: str, metrics: dict[str, float | None], epoch: int | None,

@@ -155,6 +155,7 @@ class Run(Base):
     host: Mapped[str | None] = mapped_column(Text)
     git_rev: Mapped[str | None] = mapped_column(String(64))
     seed_group: Mapped[str | None] = mapped_column(String(64), index=True)  # equal for runs differing only in seed
+    mixture_id: Mapped[str | None] = _ref(nullable=True)  # the registered mixture it trained on, if named
     started_at: Mapped[datetime] = _created()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -288,3 +289,45 @@ class AuditMatch(Base):
     score: Mapped[float] = mapped_column(Double, nullable=False)
     specificity: Mapped[float] = mapped_column(Double, nullable=False)
     votes: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Mixture(Base):
+    """A named set of datasets trained on together (``aacbatch mixture create``), so recipes
+    and SQL can name the paper's pretraining corpus with one word."""
+
+    __tablename__ = "mixtures"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class MixtureMember(Base):
+    """One dataset of a mixture; ``weight`` scales how many of its examples an epoch draws
+    (1: each once, 2: each twice, 0.5: a random half)."""
+
+    __tablename__ = "mixture_members"
+    __table_args__ = (UniqueConstraint("mixture_id", "position"),)
+    id: Mapped[str] = _id()
+    mixture_id: Mapped[str] = _ref()
+    dataset_id: Mapped[str] = _ref()
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    weight: Mapped[float] = mapped_column(Double, nullable=False)
+
+
+class RunDataset(Base):
+    """A dataset a run trained on (``role`` train) or was validated on (``role`` val): with
+    the dataset's content fingerprint when the run started, the split read, the sampling
+    weight, how many examples it gave, and how many of its clips were left out as copies of an
+    earlier member's (same source recording or an audited duplicate)."""
+
+    __tablename__ = "run_datasets"
+    id: Mapped[str] = _id()
+    run_id: Mapped[str] = _ref()
+    dataset_id: Mapped[str] = _ref()
+    role: Mapped[str] = mapped_column(String(8), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    split: Mapped[str] = mapped_column(String(64), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    weight: Mapped[float | None] = mapped_column(Double)
+    n_examples: Mapped[int | None] = mapped_column(Integer)
+    n_duplicates: Mapped[int | None] = mapped_column(Integer)

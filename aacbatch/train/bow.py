@@ -118,8 +118,9 @@ class BowTask(ClosedFormTask):
 
     Config = BowConfig
 
-    def __init__(self, registry, dataset: str, info, cfg: BowConfig):
-        super().__init__(registry, dataset, info, cfg)
+    def __init__(self, registry, corpus, info, cfg: BowConfig):
+        super().__init__(registry, corpus, info, cfg)
+        dataset = self.dataset
         self.mel_set = cached_set(registry, dataset, cfg.mel)
 
     def inputs(self):

@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aacbatch.batches import CachedBatches, Source
-from aacbatch.data.items import load_items
+from aacbatch.batches import CachedBatches, MixedBatches, Source
+from aacbatch.data.corpus import MemberItems, member_items
+from aacbatch.data.items import Items, index_spans, load_items
 from aacbatch.decode import decode_clips
 from aacbatch.errors import InputError
 from aacbatch.evaluate.captions import CaptionEvaluation
 from aacbatch.evaluate.cider import CiderD
 from aacbatch.evaluate.ptb import tokenize
-from aacbatch.featurize.sets import cached_set
+from aacbatch.featurize.sets import CachedSet, member_sets
 from aacbatch.models.captioner import Captioner, CaptionerConfig, caption_loss
 from aacbatch.models.checkpoints import CheckpointRecord
 from aacbatch.models.vocab import Vocabulary
@@ -82,14 +83,18 @@ class SplitData:
 class CaptionTask(Task):
     Config = CaptionConfig
 
-    def __init__(self, registry, dataset: str, info, cfg: CaptionConfig):
-        super().__init__(registry, dataset, info, cfg)
-        self.encoded = cached_set(registry, dataset, cfg.features)
+    def __init__(self, registry, corpus, info, cfg: CaptionConfig):
+        super().__init__(registry, corpus, info, cfg)
+        self.encoded_sets = member_sets(registry, list(dict.fromkeys([*corpus.datasets, self.dataset])), cfg.features)
+        self.encoded = self.encoded_sets[self.dataset]
         identity = self.encoded.store.meta.get("model_identity") or {}
         if self.encoded.store.meta.get("kind") != "encoded":
             raise InputError(f"feature set {cfg.features!r} is a {self.encoded.store.meta.get('kind')} set: captioning "
                              "needs an `encoded` set (aacbatch featurize encoded --from-run RUN_ID)")
         self.encoder_run = identity.get("encoder_run")
+        self.members = (member_items(registry, corpus, cfg.train_split) if corpus.mixed else
+                        [MemberItems(self.dataset, 1.0, load_items(registry, self.dataset, cfg.train_split), 0)])
+        self.mixture = self._mixture() if corpus.mixed else None
         self.vocab, self.targets = self._vocabulary_and_targets()
         try:
             self.model_config = CaptionerConfig(**{"input_dim": identity["frame_dim"], "vocab_size": len(self.vocab),
@@ -99,16 +104,29 @@ class CaptionTask(Task):
         self.model = Captioner(self.model_config)
         self.splits: dict[str, SplitData] = {}
 
+    def _mixture(self) -> MixedBatches:
+        """The union of every member's training examples, each read from its own frames."""
+        parts = [self._examples(m.items, self.encoded_sets[m.dataset]) for m in self.members]
+        self.member_counts = {m.dataset: (len(p), m.n_duplicates) for m, p in zip(self.members, parts)}
+        return MixedBatches(parts, [m.weight for m in self.members], *index_spans(m.items for m in self.members))
+
     def _vocabulary_and_targets(self) -> tuple[Vocabulary, dict[int, np.ndarray]]:
-        """Vocabulary over the training captions of the dataset and of ``vocab_from``, and the
-        dataset's training captions as target rows keyed by caption index (one JVM call)."""
-        split = self.cfg.train_split
-        datasets = sorted({self.dataset, *self.cfg.vocab_from})  # one block each, in a fixed order: the
-        blocks = [load_items(self.registry, d, split).captions for d in datasets]  # tokenizer reads across lines
+        """Vocabulary over the training captions of every training dataset and of ``vocab_from``
+        (their ``train_split``), and the training captions as target rows keyed by caption
+        index — numbered over the mixture for several datasets (one JVM call)."""
+        captions = {m.dataset: m.items.captions for m in self.members}
+        for other in self.cfg.vocab_from:
+            captions.setdefault(other, load_items(self.registry, other, self.cfg.train_split).captions)
+        datasets = sorted(captions)  # one block each, in a fixed order: the tokenizer reads across lines
+        blocks = [captions[d] for d in datasets]
         tokenised = [[t.split() for t in block] for block in tokenize(*[[c.text for c in b] for b in blocks])]
         vocab = Vocabulary.build([t for block in tokenised for t in block], self.cfg.min_word_count)
-        own = datasets.index(self.dataset)
-        return vocab, dict(zip((c.idx for c in blocks[own]), vocab.encode(tokenised[own], self.cfg.max_words)))
+        targets = {}
+        for m, member in enumerate(self.members):
+            shift = int(self.mixture.shifts["caption_idx"][m]) if self.mixture is not None else 0
+            own = datasets.index(member.dataset)
+            targets.update(zip((shift + c.idx for c in blocks[own]), vocab.encode(tokenised[own], self.cfg.max_words)))
+        return vocab, targets
 
     def _split(self, split: str) -> SplitData:
         """The split's examples and references, read on first use (any split can be scored)."""
@@ -120,18 +138,26 @@ class CaptionTask(Task):
         items = load_items(self.registry, self.dataset, split)
         if not items.captions:
             raise InputError(f"split {split!r} of {self.dataset!r} has no captions to train or score on")
-        clips = np.array([c.clip_idx for c in items.captions])
-        examples = CachedBatches({"frames": Source(self.encoded.store, "frames", "clip")}, clips,
-                                 [c.idx for c in items.captions])
+        examples = self._examples(items, self.encoded)
+        clips = examples.clips
         _, first = np.unique(clips, return_index=True)
         refs, ids = items.references(), {c.idx: c.id for c in items.clips}
         order = [int(clips[r]) for r in first]
         return SplitData(examples, first, [ids[i] for i in order], [refs[i] for i in order])
 
+    @staticmethod
+    def _examples(items: Items, encoded: CachedSet) -> CachedBatches:
+        """One example per (clip, caption) pair of ``items``, frames read from ``encoded``."""
+        return CachedBatches({"frames": Source(encoded.store, "frames", "clip")},
+                             np.array([c.clip_idx for c in items.captions], dtype=np.int64), [c.idx for c in items.captions])
+
+    def _training(self) -> CachedBatches | MixedBatches:
+        return self.mixture if self.mixture is not None else self._split(self.cfg.train_split).examples
+
     # --- task hooks -----------------------------------------------------------------------
 
     def inputs(self):
-        return [self.encoded]
+        return list(self.encoded_sets.values())
 
     def record(self) -> dict:
         """The retrieval run whose encoder made the frames (SQL groups captioners by it)."""
@@ -154,11 +180,11 @@ class CaptionTask(Task):
                              f"{len(self.vocab)} words): {why}")
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
-        return self.epoch_batches(self._split(self.cfg.train_split).examples, epoch, "frames", self.cfg.captions_per_clip)
+        return self.epoch_batches(self._training(), epoch, "frames", self.cfg.captions_per_clip)
 
     def fetch(self, batch: np.ndarray, epoch: int) -> dict[str, np.ndarray]:
         """Frames and target tokens (all-PAD columns dropped) of the examples ``batch``."""
-        b = self._split(self.cfg.train_split).examples[batch]
+        b = self._training()[batch]
         tokens = np.stack([self.targets[int(i)] for i in b["caption_idx"]])
         return {**b, "tokens": tokens[:, :int((tokens != 0).sum(1).max())]}
 

@@ -22,12 +22,13 @@ import torch
 from transformers import AutoConfig
 
 from aacbatch import catalog
-from aacbatch.batches import CachedBatches, Source
-from aacbatch.data.items import load_items
+from aacbatch.batches import CachedBatches, MixedBatches, Source
+from aacbatch.data.corpus import member_items
+from aacbatch.data.items import Items, index_spans, load_items
 from aacbatch.errors import InputError
 from aacbatch.evaluate.retrieval import retrieval_scores
 from aacbatch.evaluate.scored import score_retrieval
-from aacbatch.featurize.sets import cached_set
+from aacbatch.featurize.sets import member_sets
 from aacbatch.losses import TAG_LOSSES, info_nce, tag_regression
 from aacbatch.models.checkpoints import audio_encoder, read_checkpoint
 from aacbatch.models.clap import Clap, ClapConfig
@@ -75,20 +76,28 @@ class RetrievalConfig(TrainingFields):
 class RetrievalTask(Task):
     Config = RetrievalConfig
 
-    def __init__(self, registry, dataset: str, info, cfg: RetrievalConfig):
-        super().__init__(registry, dataset, info, cfg)
+    def __init__(self, registry, corpus, info, cfg: RetrievalConfig):
+        super().__init__(registry, corpus, info, cfg)
         self.use_tags, self.use_images = info.uses_tags, info.uses_images
-        self.sets = {"mel": cached_set(registry, dataset, cfg.mel)}
         text_key = "tokens" if cfg.text == "finetune" else "text_emb"
-        self.sets[text_key] = cached_set(registry, dataset, getattr(cfg, text_key))
-        if self.use_tags:
-            self.sets["tags"] = cached_set(registry, dataset, cfg.tags)
-        if self.use_images:
-            self.sets["images"] = cached_set(registry, dataset, cfg.images)
+        kinds = ["mel", text_key] + ["tags"] * self.use_tags + ["images"] * self.use_images
+        datasets = list(dict.fromkeys([*corpus.datasets, self.dataset]))  # training members, then the val set
+        self.member_sets = {k: member_sets(registry, datasets, getattr(cfg, k)) for k in kinds}
+        self.sets = {k: sets[self.dataset] for k, sets in self.member_sets.items()}  # the model's dims come from these
         self.model = Clap(self._model_config(registry))
         if self._audio_state is not None:  # start from the tagger (AudioSet-pretraining stand-in)
             self.model.audio.load_state_dict(self._audio_state)
-        self.splits = {s: self._examples(registry, dataset, s) for s in {cfg.train_split, cfg.val_split, *cfg.eval_splits}}
+        self.splits = {s: self._examples(load_items(registry, self.dataset, s), self.dataset)
+                       for s in {cfg.val_split, *cfg.eval_splits} | ({cfg.train_split} if not corpus.mixed else set())}
+        if corpus.mixed:
+            self.splits[cfg.train_split] = self._mixture_examples()
+
+    def _mixture_examples(self) -> MixedBatches:
+        """The union of every member's training split, each read through its own feature sets."""
+        members = member_items(self.registry, self.corpus, self.cfg.train_split)
+        parts = [self._examples(m.items, m.dataset) for m in members]
+        self.member_counts = {m.dataset: (len(p), m.n_duplicates) for m, p in zip(members, parts)}
+        return MixedBatches(parts, [m.weight for m in members], *index_spans(m.items for m in members))
 
     def _model_config(self, registry) -> ClapConfig:
         cfg = self.cfg
@@ -121,24 +130,24 @@ class RetrievalTask(Task):
         self._audio_state = audio.state_dict() if audio is not None else None
         return config
 
-    def _examples(self, registry, dataset: str, split: str) -> CachedBatches:
-        items = load_items(registry, dataset, split)
-        sources = {"mel": Source(self.sets["mel"].store, "mel", "clip")}
+    def _examples(self, items: Items, dataset: str) -> CachedBatches:
+        sets = {k: member[dataset].store for k, member in self.member_sets.items()}
+        sources = {"mel": Source(sets["mel"], "mel", "clip")}
         if self.cfg.text == "finetune":
-            sources["input_ids"] = Source(self.sets["tokens"].store, "input_ids", "caption")
-            sources["attention_mask"] = Source(self.sets["tokens"].store, "attention_mask", "caption")
+            sources["input_ids"] = Source(sets["tokens"], "input_ids", "caption")
+            sources["attention_mask"] = Source(sets["tokens"], "attention_mask", "caption")
         else:
-            sources["cls"] = Source(self.sets["text_emb"].store, "cls", "caption")
+            sources["cls"] = Source(sets["text_emb"], "cls", "caption")
         if self.use_tags:
-            sources["tags"] = Source(self.sets["tags"].store, "scores", "clip")
+            sources["tags"] = Source(sets["tags"], "scores", "clip")
         if self.use_images:
-            sources["images"] = Source(self.sets["images"].store, "embedding", "caption")
+            sources["images"] = Source(sets["images"], "embedding", "caption")
         return CachedBatches(sources, [c.clip_idx for c in items.captions], [c.idx for c in items.captions])
 
     # --- task hooks -----------------------------------------------------------------------
 
     def inputs(self):
-        return list(self.sets.values())
+        return [s for sets in self.member_sets.values() for s in sets.values()]
 
     def train_batches(self, epoch: int) -> list[np.ndarray]:
         return self.epoch_batches(self.splits[self.cfg.train_split], epoch, "mel", self.cfg.captions_per_clip,

@@ -18,10 +18,12 @@ import torch
 
 from aacbatch import catalog
 from aacbatch.catalog import TaskInfo
+from aacbatch.data.corpus import Corpus, resolve_corpus
 from aacbatch.device import current, for_run
 from aacbatch.errors import InputError, first_line
 from aacbatch.models.checkpoints import init_from_state, read_checkpoint
 from aacbatch.registry.datasets import get_dataset
+from aacbatch.registry.mixtures import UsedDataset, mixture_id
 from aacbatch.registry.runs import (NullRecorder, RunRecorder, best_checkpoint, exact_ref, final_scores,
                                     find_finished, get_run)
 from aacbatch.registry.schema import Run
@@ -46,7 +48,7 @@ class Rebuilt:
 
     run: Run
     info: TaskInfo
-    dataset: str
+    dataset: str  # the dataset it is validated and scored on
     cfg: object
     task: Task
 
@@ -55,19 +57,26 @@ def run_dir_for(registry: Registry, run_id: str) -> Path:
     return Path(registry.settings.home) / "runs" / run_id
 
 
-def build_task(registry: Registry, info: TaskInfo, dataset: str, cfg) -> Task:
+def build_task(registry: Registry, info: TaskInfo, corpus: Corpus, cfg) -> Task:
     seed_everything(cfg.seed)
-    return info.task_class()(registry, dataset, info, cfg)
+    return info.task_class()(registry, corpus, info, cfg)
 
 
 def train_task(registry: Registry, task: str | None, *, dataset: str | None = None, config: str | None = None,
                sets: tuple[str, ...] = (), seed: int | None = None, init_from: str | None = None,
-               resume: str | None = None, reuse: bool = False, log: Callable[[str], None] = print) -> TrainResult:
+               resume: str | None = None, reuse: bool = False, val_dataset: str | None = None,
+               weights: tuple[float, ...] = (), log: Callable[[str], None] = print) -> TrainResult:
+    """A new run of ``task`` on ``dataset`` — one dataset, ``a,b,…`` or a mixture's name (with
+    per-dataset ``weights``, validated on ``val_dataset``) — or, with ``resume``, a run continued."""
     if resume is not None:
         return _resume(registry, resume, log)
     info = catalog.task(task)
     if dataset is None:
         raise InputError("--dataset is required for a new run")
+    corpus = resolve_corpus(registry, dataset, val_dataset, weights)
+    if corpus.mixed and not info.mixtures:
+        raise InputError(f"task {task!r} trains on one dataset; several datasets or a mixture are for "
+                         f"{', '.join(t for t, i in catalog.TASKS.items() if i.mixtures)} runs")
     if init_from is not None and info.closed_form:
         raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
     cfg = load_config(info.task_class().Config, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
@@ -77,29 +86,53 @@ def train_task(registry: Registry, task: str | None, *, dataset: str | None = No
     if rank != 0:
         log = _silent
     cfg = _exact_runs(registry, cfg)
-    dataset_id = get_dataset(registry, dataset).id
     parent = _parent(registry, info, init_from)
-    built = build_task(registry, info, dataset, cfg)
+    built = build_task(registry, info, corpus, cfg)
     if parent is not None:
         _init_from(built, parent, cfg, log)
-    config_record = {"dataset": dataset, **built.record(), **as_dict(cfg)}
+    config_record = {"dataset": corpus.val_dataset, **_corpus_field(corpus), **built.record(), **as_dict(cfg)}
     inputs = built.inputs()
     lineage = [s.lineage() for s in inputs]
     parent_id = parent.run_id if parent is not None else None
     if reuse:
         done = find_finished(registry, task, config_record, lineage, parent_id, ignore=EXECUTION_FIELDS)
         if done is not None:
-            log(f"reusing finished run {done.id} ({task} on {dataset}, same config and inputs)")
+            log(f"reusing finished run {done.id} ({task} on {corpus.label}, same config and inputs)")
             return TrainResult(done.id, task, final_scores(registry, done.id), run_dir_for(registry, done.id))
     if rank == 0:
-        recorder = RunRecorder.start(registry, task=task, config=config_record, dataset_id=dataset_id,
+        recorder = RunRecorder.start(registry, task=task, config=config_record,
+                                     dataset_id=get_dataset(registry, corpus.val_dataset).id,
                                      parent_run_id=parent_id, feature_sets=lineage, seed=cfg.seed,
-                                     random_weights=any(s.random_weights for s in inputs))
-        log(f"run {recorder.run_id} ({task} on {dataset}){f' on {size} processes' if size > 1 else ''}")
+                                     random_weights=any(s.random_weights for s in inputs),
+                                     mixture_id=mixture_id(registry, corpus.mixture) if corpus.mixture else None,
+                                     datasets=_used_datasets(registry, built, cfg))
+        log(f"run {recorder.run_id} ({task} on {corpus.label}){f' on {size} processes' if size > 1 else ''}")
+        for name, (n, left_out) in built.member_counts.items():
+            if corpus.mixed and left_out:
+                log(f"  {name}: {n} examples; {left_out} clip(s) left out as copies of an earlier member's")
     run_id = distributed.broadcast(recorder.run_id if rank == 0 else None)
     if rank != 0:
         recorder = NullRecorder(run_id)
-    return _run(registry, recorder, built, dataset, cfg, parent_id, None, log)
+    return _run(registry, recorder, built, cfg, parent_id, None, log)
+
+
+def _corpus_field(corpus: Corpus) -> dict:
+    """The stored config's ``corpus`` entry: only for a mixture, so one-dataset configs (and
+    ``--reuse`` of runs made before mixtures existed) are as they were."""
+    record = corpus.record()
+    return {"corpus": record} if record is not None else {}
+
+
+def _used_datasets(registry: Registry, task: Task, cfg) -> list[UsedDataset]:
+    """The ``run_datasets`` rows of a new run: each training member, then the val dataset."""
+    train_split, val_split = getattr(cfg, "train_split", "train"), getattr(cfg, "val_split", "val")
+    used = []
+    for k, member in enumerate(task.corpus.members):
+        n, left_out = task.member_counts.get(member.dataset, (None, None))
+        used.append(UsedDataset(member.dataset, "train", k, train_split, get_dataset(registry, member.dataset).fingerprint,
+                                member.weight, n, left_out))
+    val = task.corpus.val_dataset
+    return used + [UsedDataset(val, "val", 0, val_split, get_dataset(registry, val).fingerprint)]
 
 
 def _exact_runs(registry: Registry, cfg):
@@ -144,7 +177,7 @@ def _place(task: Task, cfg) -> None:
     task.model.to(device)
 
 
-def _run(registry, recorder, task: Task, dataset: str, cfg, parent_id, resume_from, log) -> TrainResult:
+def _run(registry, recorder, task: Task, cfg, parent_id, resume_from, log) -> TrainResult:
     run_dir = run_dir_for(registry, recorder.run_id)
     try:
         if isinstance(task, ClosedFormTask):
@@ -157,7 +190,8 @@ def _run(registry, recorder, task: Task, dataset: str, cfg, parent_id, resume_fr
                                   eval_splits=tuple(cfg.eval_splits), train_split=cfg.train_split,
                                   batch_size=cfg.batch_size, amp=cfg.amp, loader_workers=cfg.loader_workers,
                                   prefetch_batches=cfg.prefetch_batches)
-            lineage = {"run_id": recorder.run_id, "task": task.name, "dataset": dataset, "config": as_dict(cfg),
+            lineage = {"run_id": recorder.run_id, "task": task.name, "dataset": task.dataset,
+                       "config": {**as_dict(cfg), **_corpus_field(task.corpus)},
                        "feature_sets": [s.lineage() for s in task.inputs()], "parent_run_id": parent_id}
             final = train(task, loop_cfg, recorder, run_dir, lineage, resume_from=resume_from, log=log)
     except BaseException as exc:
@@ -181,12 +215,13 @@ def rebuild(registry: Registry, run_id: str) -> Rebuilt:
     info = catalog.task(run.task)
     stored = json.loads(run.config_json)
     dataset = stored.pop("dataset")
+    corpus = Corpus.from_record(stored.pop("corpus", None), dataset)
     cls = info.task_class()
     here = {"device": "auto"} if "device" in _fields(cls.Config) else {}  # where it runs now, not where it ran
     cfg = load_config(cls.Config, base={**{k: v for k, v in stored.items() if k in _fields(cls.Config)}, **here})
-    built = build_task(registry, info, dataset, cfg)
-    recorded = {s["name"]: s["fingerprint"] for s in json.loads(run.feature_sets_json)}
-    changed = [s.name for s in built.inputs() if recorded.get(s.name) != s.fingerprint]
+    built = build_task(registry, info, corpus, cfg)
+    recorded = {s["id"]: s["fingerprint"] for s in json.loads(run.feature_sets_json)}
+    changed = sorted({s.name for s in built.inputs() if recorded.get(s.id) != s.fingerprint})
     if changed:
         raise InputError(f"feature set(s) {', '.join(changed)} changed since run {run.id} was trained")
     saved = run_dir_for(registry, run.id) / "last.pt"
@@ -210,7 +245,7 @@ def _resume(registry: Registry, run_id: str, log) -> TrainResult:
         raise InputError(f"run {run.id} has no checkpoint at {last} yet: start it again instead of resuming")
     rebuilt = rebuild(registry, run.id)
     recorder = RunRecorder(registry, run.id)
-    return _run(registry, recorder, rebuilt.task, rebuilt.dataset, rebuilt.cfg, run.parent_run_id, last, log)
+    return _run(registry, recorder, rebuilt.task, rebuilt.cfg, run.parent_run_id, last, log)
 
 
 def evaluate_run(registry: Registry, run_id: str, splits: tuple[str, ...],

@@ -63,8 +63,9 @@ def multi_hot(clips, labels: list[str]) -> np.ndarray:
 class TaggerTask(Task):
     Config = TaggerConfig
 
-    def __init__(self, registry, dataset: str, info, cfg: TaggerConfig):
-        super().__init__(registry, dataset, info, cfg)
+    def __init__(self, registry, corpus, info, cfg: TaggerConfig):
+        super().__init__(registry, corpus, info, cfg)
+        dataset = self.dataset
         self.mel_set = mel_set = cached_set(registry, dataset, cfg.mel)
         everything = load_items(registry, dataset)
         self.labels = tag_labels(everything.dataset_meta, everything.clips)

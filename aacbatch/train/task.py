@@ -1,8 +1,10 @@
 """What every training task provides, as declared hooks of one base class.
 
 The runner (:mod:`aacbatch.train.run`) and the loop (:mod:`aacbatch.train.loop`) know no task
-by name: they build the class the catalog names with ``(registry, dataset, info, config)``
-and call these hooks. A new task overrides what differs from the defaults below; a task
+by name: they build the class the catalog names with ``(registry, corpus, info, config)``
+and call these hooks. ``corpus`` is what the run trains on — one dataset, or a mixture for
+tasks the catalog marks ``mixtures`` — and ``self.dataset`` the dataset it is validated and
+scored on. A new task overrides what differs from the defaults below; a task
 fitted in one pass (a baseline) derives from :class:`ClosedFormTask` instead.
 """
 
@@ -15,8 +17,9 @@ import numpy as np
 import torch
 
 from aacbatch.audio.logmel import FRAMES_PER_SECOND
-from aacbatch.batches import CachedBatches, Crop, epoch_batches
+from aacbatch.batches import CachedBatches, Crop, MixedBatches, epoch_batches
 from aacbatch.catalog import TaskInfo
+from aacbatch.data.corpus import Corpus
 from aacbatch.device import to_device
 from aacbatch.featurize.sets import CachedSet
 from aacbatch.models.checkpoints import CheckpointRecord
@@ -34,8 +37,10 @@ class Task:
     Config: ClassVar[type]
     model: torch.nn.Module
 
-    def __init__(self, registry: Registry, dataset: str, info: TaskInfo, cfg) -> None:
-        self.registry, self.dataset, self.info, self.cfg = registry, dataset, info, cfg
+    def __init__(self, registry: Registry, corpus: Corpus, info: TaskInfo, cfg) -> None:
+        self.registry, self.corpus, self.info, self.cfg = registry, corpus, info, cfg
+        self.dataset = corpus.val_dataset
+        self.member_counts: dict[str, tuple[int, int]] = {}  # training dataset → (examples, clips left out)
 
     @property
     def name(self) -> str:
@@ -92,18 +97,19 @@ class Task:
 
     # --- helpers for tasks that read ragged inputs ----------------------------------------
 
-    def epoch_batches(self, examples: CachedBatches, epoch: int, ragged: str, captions_per_clip: int = 0,
-                      min_size: int = 1) -> list[np.ndarray]:
+    def epoch_batches(self, examples: CachedBatches | MixedBatches, epoch: int, ragged: str,
+                      captions_per_clip: int = 0, min_size: int = 1) -> list[np.ndarray]:
         """Shuffled batches of ``examples``; length-bucketed on ``ragged`` when ``bucket`` is set
-        (lengths as read: capped by ``max_seconds``)."""
+        (lengths as read: capped by ``max_seconds``); a mixture's members drawn by weight."""
         lengths = None
         if self.cfg.bucket:
             lengths = examples.lengths(ragged)
             crop = self.crop(epoch)
             if crop is not None:
                 lengths = np.minimum(lengths, crop.frames)
+        mixed = isinstance(examples, MixedBatches)
         return epoch_batches(examples.clips, self.cfg.seed, epoch, self.cfg.batch_size, captions_per_clip, min_size,
-                             lengths)
+                             lengths, examples.groups if mixed else None, examples.weights if mixed else ())
 
     def crop(self, epoch: int) -> Crop | None:
         """This epoch's random log-mel crops (``max_seconds``), or None: clips are read whole."""
