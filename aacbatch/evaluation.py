@@ -52,21 +52,36 @@ def _run_dir(registry: Registry, run_id: str) -> Path:
 def retrieval_similarity(registry: Registry, run_id: str, dataset: str, split: str) -> dict[str, np.ndarray]:
     """(captions × clips) similarities of ``split`` of ``dataset`` under a retrieval run, with
     each caption's clip column and the clip/caption indexes (the layout runs save)."""
-    run = get_run(registry, run_id)
-    config = json.loads(run.config_json)
-    mel = cached_set(registry, dataset, config["mel"])
-    _check_same_spec(registry, run, config["mel"], mel.id, dataset)
     items = load_items(registry, dataset, split)
     if not items.captions:
         raise InputError(f"split {split!r} of {dataset!r} has no captions to retrieve with")
-    encoder = load_encoders(registry, members(registry, [(run.id, 1.0)]))[0]
+    encoder = run_encoder(registry, run_id)
     clips = [c.idx for c in items.clips]
-    audio = _embed_audio(encoder, mel.store.reader("mel")[mel.store.rows(clips)])
-    texts = [c.text for c in items.captions]
-    text = np.concatenate([encoder.embed_text(texts[lo:lo + TEXT_BATCH]) for lo in range(0, len(texts), TEXT_BATCH)])
+    audio = clip_embeddings(registry, encoder, dataset, clips)
+    text = text_embeddings(encoder, [c.text for c in items.captions])
     position = {idx: k for k, idx in enumerate(clips)}
     return {"similarity": (text @ audio.T).astype(np.float32), "caption_idx": np.array([c.idx for c in items.captions]),
             "clip_idx": np.array(clips), "relevant": np.array([position[c.clip_idx] for c in items.captions])}
+
+
+def run_encoder(registry: Registry, run_id: str) -> RunEncoder:
+    """A retrieval run's audio and text sides, as search and every cross-dataset score use them."""
+    return load_encoders(registry, members(registry, [(get_run(registry, run_id).id, 1.0)]))[0]
+
+
+def clip_embeddings(registry: Registry, encoder: RunEncoder, dataset: str, clip_idx: Sequence[int]) -> np.ndarray:
+    """(N, E) audio embeddings of the clips ``clip_idx`` of ``dataset`` under ``encoder``'s run,
+    from the dataset's cached log-mels (made with the run's front end, or refused)."""
+    run = get_run(registry, encoder.run_id)
+    config = json.loads(run.config_json)
+    mel = cached_set(registry, dataset, config["mel"])
+    _check_same_spec(registry, run, config["mel"], mel.id, dataset)
+    return _embed_audio(encoder, mel.store.reader("mel")[mel.store.rows(list(clip_idx))])
+
+
+def text_embeddings(encoder: RunEncoder, texts: Sequence[str]) -> np.ndarray:
+    """(T, E) text embeddings through the run's own text side, in batches of :data:`TEXT_BATCH`."""
+    return np.concatenate([encoder.embed_text(texts[lo:lo + TEXT_BATCH]) for lo in range(0, len(texts), TEXT_BATCH)])
 
 
 def _embed_audio(encoder: RunEncoder, mels: list[np.ndarray]) -> np.ndarray:
