@@ -35,7 +35,6 @@ from aacbatch.resources import code_revision
 PREFIX = ZEROSHOT_PREFIX  # every zero-shot metric name starts so (other evaluations leave these rows alone)
 TOP_K = (1, 5)
 DEFAULT_PROMPTS = ("this is the sound of {label}",)
-METRICS = tuple(f"{PREFIX}{name}{k}" for name in ("top", "chance_top") for k in TOP_K)
 
 
 def check_prompts(prompts: Sequence[str]) -> tuple[str, ...]:

@@ -4,7 +4,8 @@ They are ordinary ``scores`` rows — final (no epoch), keyed by (run or system,
 split), with bootstrap interval and provenance — whose metric names start with
 :data:`aacbatch.registry.runs.ZEROSHOT_PREFIX`. Writing them replaces only earlier zero-shot
 rows of the same splits; the retrieval or caption scores of those splits stay, as a zero-shot
-evaluation leaves theirs.
+evaluation leaves theirs. Rebuilding a system drops its zero-shot rows with all its others
+(its members may have changed).
 """
 
 from __future__ import annotations
