@@ -131,7 +131,7 @@ def plot_confusion(result: Classified, path: Path, title: str) -> Path:
     figure, axes = plt.subplots(figsize=(size + 1.0, size))
     image = axes.imshow(rows, cmap="Blues", vmin=0.0, vmax=1.0)
     ticks = np.arange(len(result.labels))
-    font = 8 if len(result.labels) <= 20 else 5
+    font = 8 if len(result.labels) <= 20 else 6 if len(result.labels) <= 40 else 5
     axes.set_xticks(ticks, result.labels, rotation=90, fontsize=font)
     axes.set_yticks(ticks, result.labels, fontsize=font)
     axes.set_xlabel("best-scored label")
