@@ -153,6 +153,6 @@ def feature_kind(name: object, source: str = "spec") -> FeatureKindInfo:
 
 
 # Corpus layouts `aacbatch ingest` reads (parsers in aacbatch.data.ingest).
-INGEST_FORMATS = ("clotho", "audiocaps", "macs", "wavcaps", "folder")
+INGEST_FORMATS = ("clotho", "audiocaps", "macs", "wavcaps", "folder", "esc50", "urbansound8k")
 DEMO_SCALES = ("tiny", "small", "gpu")  # `aacbatch demo --scale` (recipes in aacbatch.demo.SCALES)
 DEVICE_SPEC = r"auto|cpu|cuda(:\d+)?"  # `--device` values (aacbatch.device resolves them)

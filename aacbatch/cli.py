@@ -488,6 +488,45 @@ def evaluate_caption(ctx, run_id, system, dataset, splits):
     _echo_leaks(ctx, run_id, system, on, list(scores))
 
 
+@evaluate.command("zeroshot")
+@click.option("--run", "run_id", metavar="RUN_ID", help="A finished retrieval run (full id or unique prefix).")
+@click.option("--system", metavar="NAME", help="A retrieval system: its members' label scores averaged by weight.")
+@click.option("--dataset", required=True, help="A registered dataset with labels (esc50, urbansound8k, tags).")
+@click.option("--split", "splits", multiple=True, default=("all",), show_default=True,
+              help="Split(s) to classify; all = every clip (folds inside a split are scored too).")
+@click.option("--prompt", "prompts", multiple=True, metavar="TEMPLATE",
+              help="Text template holding {label}; repeat to average several [default: \"this is the sound of {label}\"].")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw the confusion matrix of the (first) split as a PNG.")
+@click.pass_context
+def evaluate_zeroshot(ctx, run_id, system, dataset, splits, prompts, plot):
+    """Zero-shot classification: rank the dataset's labels for every clip by the similarity of
+    its audio to the label prompts; top-1/top-5 accuracy (with chance level and bootstrap
+    intervals, overall and per fold) go to the registry.
+
+    \b
+    E.g. aacbatch evaluate zeroshot --run 3f2a1b0c --dataset esc50 \\
+           --prompt "this is the sound of {label}" --prompt "a recording of {label}" --plot esc50.png"""
+    from aacbatch.zeroshot import evaluate_zeroshot as run_zeroshot, plot_confusion
+
+    if (run_id is None) == (system is None):
+        raise click.UsageError("give exactly one of --run RUN_ID or --system NAME")
+    result = run_zeroshot(_registry(ctx), dataset=dataset, run=run_id, system=system, splits=splits, prompts=prompts)
+    for split, scored in result.scores.items():
+        shown = " ".join(f"{name.removeprefix('zeroshot/')}={value:.4f}"
+                         + (f" [{scored.intervals[name][0]:.4f}, {scored.intervals[name][1]:.4f}]"
+                            if name in scored.intervals and not name.startswith("zeroshot/chance") else "")
+                         for name, value in scored.metrics.items())
+        click.echo(f"{dataset} {split}: {shown}")
+    for split, n in result.unlabelled.items():
+        if n:
+            click.echo(f"warning: {n} clip(s) of {split} have none of the {len(result.labels)} labels: not scored", err=True)
+    if plot is not None:
+        first = next(iter(result.classified))
+        title = f"{run_id or system} on {dataset} {first} ({len(result.labels)} labels)"
+        click.echo(f"confusion matrix written to {plot_confusion(result.classified[first], plot, title)}", err=True)
+
+
 def _echo_leaks(ctx, run_id, system, dataset, splits, run_ids=None):
     """A ``leak:`` note per split whose clips the run (or a system member) trained on."""
     from aacbatch.audit.leakage import leak_notes

@@ -33,6 +33,7 @@ from aacbatch.data.items import load_items
 from aacbatch.errors import InputError
 from aacbatch.evaluate.scored import score_retrieval
 from aacbatch.featurize.sets import cached_set
+from aacbatch.models.cnn14 import PANNS_CHANNELS
 from aacbatch.registry.datasets import get_dataset
 from aacbatch.registry.features import feature_set_by_id
 from aacbatch.registry.runs import RunRecorder, SplitResult, get_run
@@ -42,7 +43,11 @@ from aacbatch.search.encoders import RunEncoder, load_encoders, members
 from aacbatch.systems import mean_similarity, similarity_arrays
 
 TEXT_BATCH = 128
-FRAME_BUDGET = 16_000  # log-mel frames per audio batch (batch size × longest clip): bounds memory
+# Log-mel frames per audio batch (batch size × longest clip) of a paper-size CNN14, whose first
+# block has 64 channels: activations grow with frames × channels, so a narrower CNN14 takes
+# proportionally more frames per batch at the same memory (cnn14-tiny: 16 ×; on 2 busy CPU
+# cores 28 instead of 48 ms per 5 s clip, batches of 128 instead of 31).
+FRAME_BUDGET = 16_000
 
 
 def _run_dir(registry: Registry, run_id: str) -> Path:
@@ -52,31 +57,47 @@ def _run_dir(registry: Registry, run_id: str) -> Path:
 def retrieval_similarity(registry: Registry, run_id: str, dataset: str, split: str) -> dict[str, np.ndarray]:
     """(captions × clips) similarities of ``split`` of ``dataset`` under a retrieval run, with
     each caption's clip column and the clip/caption indexes (the layout runs save)."""
-    run = get_run(registry, run_id)
-    config = json.loads(run.config_json)
-    mel = cached_set(registry, dataset, config["mel"])
-    _check_same_spec(registry, run, config["mel"], mel.id, dataset)
     items = load_items(registry, dataset, split)
     if not items.captions:
         raise InputError(f"split {split!r} of {dataset!r} has no captions to retrieve with")
-    encoder = load_encoders(registry, members(registry, [(run.id, 1.0)]))[0]
+    encoder = run_encoder(registry, run_id)
     clips = [c.idx for c in items.clips]
-    audio = _embed_audio(encoder, mel.store.reader("mel")[mel.store.rows(clips)])
-    texts = [c.text for c in items.captions]
-    text = np.concatenate([encoder.embed_text(texts[lo:lo + TEXT_BATCH]) for lo in range(0, len(texts), TEXT_BATCH)])
+    audio = clip_embeddings(registry, encoder, dataset, clips)
+    text = text_embeddings(encoder, [c.text for c in items.captions])
     position = {idx: k for k, idx in enumerate(clips)}
     return {"similarity": (text @ audio.T).astype(np.float32), "caption_idx": np.array([c.idx for c in items.captions]),
             "clip_idx": np.array(clips), "relevant": np.array([position[c.clip_idx] for c in items.captions])}
+
+
+def run_encoder(registry: Registry, run_id: str) -> RunEncoder:
+    """A retrieval run's audio and text sides, as search and every cross-dataset score use them."""
+    return load_encoders(registry, members(registry, [(get_run(registry, run_id).id, 1.0)]))[0]
+
+
+def clip_embeddings(registry: Registry, encoder: RunEncoder, dataset: str, clip_idx: Sequence[int]) -> np.ndarray:
+    """(N, E) audio embeddings of the clips ``clip_idx`` of ``dataset`` under ``encoder``'s run,
+    from the dataset's cached log-mels (made with the run's front end, or refused)."""
+    run = get_run(registry, encoder.run_id)
+    config = json.loads(run.config_json)
+    mel = cached_set(registry, dataset, config["mel"])
+    _check_same_spec(registry, run, config["mel"], mel.id, dataset)
+    return _embed_audio(encoder, mel.store.reader("mel")[mel.store.rows(list(clip_idx))])
+
+
+def text_embeddings(encoder: RunEncoder, texts: Sequence[str]) -> np.ndarray:
+    """(T, E) text embeddings through the run's own text side, in batches of :data:`TEXT_BATCH`."""
+    return np.concatenate([encoder.embed_text(texts[lo:lo + TEXT_BATCH]) for lo in range(0, len(texts), TEXT_BATCH)])
 
 
 def _embed_audio(encoder: RunEncoder, mels: list[np.ndarray]) -> np.ndarray:
     """(N, E) audio embeddings of ragged log-mels, in length-sorted batches of bounded size."""
     order = np.argsort([len(m) for m in mels], kind="stable")
     out = np.zeros((len(mels), encoder.embed_dim), dtype=np.float32)
+    budget = FRAME_BUDGET * PANNS_CHANNELS[0] // encoder.model.audio.config.channels[0]
     start = 0
     while start < len(order):
         stop = start + 1
-        while stop < len(order) and (stop - start + 1) * max(len(mels[order[stop]]), 32) <= FRAME_BUDGET:
+        while stop < len(order) and (stop - start + 1) * max(len(mels[order[stop]]), 32) <= budget:
             stop += 1
         rows = order[start:stop]
         out[rows] = encoder.embed_audio([mels[r].astype(np.float32) for r in rows])

@@ -64,6 +64,7 @@ class Manifest:
     source_path: Path
     clips: list[ClipEntry]
     meta: dict = field(default_factory=dict)
+    captioned: bool = True  # False: a classification corpus (ESC-50, labelled folders), clips have none
 
     @property
     def n_captions(self) -> int:
@@ -85,8 +86,8 @@ class Manifest:
 
 
 def validate(manifest: Manifest, progress: Callable[[int], None] | None = None) -> None:
-    """Check everything before writing: one-line text fields, non-empty captions, unique
-    names, readable audio.
+    """Check everything before writing: one-line text fields, non-empty captions (at least
+    one per clip unless the corpus has none), unique names, readable audio.
 
     Turns tabs in captions into spaces (see the module docstring) and fills ``clip.info``
     from the audio headers. Raises :class:`InputError` naming the first offending entry.
@@ -105,7 +106,7 @@ def validate(manifest: Manifest, progress: Callable[[int], None] | None = None) 
                 "each clip must be listed once"
             )
         seen[clip.name] = clip.origin
-        if not clip.captions:
+        if manifest.captioned and not clip.captions:
             raise InputError(f"{clip.origin}: clip {clip.name!r} has no caption: add one or remove the row")
         clip.captions = [caption.replace("\t", " ") for caption in clip.captions]
         for i, caption in enumerate(clip.captions, 1):

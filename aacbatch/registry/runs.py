@@ -28,6 +28,9 @@ from aacbatch.resources import code_revision
 
 MIN_PREFIX = 4  # shorter prefixes match too much to be what a user meant
 LIST_RUNS = "`aacbatch sql \"SELECT id, task, status FROM runs\"`"
+# Zero-shot scores share (run or system, dataset, split) with the retrieval scores of the same
+# clips but come from their own command, so re-scoring either leaves the other's rows alone.
+ZEROSHOT_PREFIX = "zeroshot/"
 
 
 def find_run(session, ref: str) -> Run:
@@ -135,6 +138,11 @@ def find_finished(registry: Registry, task: str, config: dict, feature_sets: lis
             if have == want and run.parent_run_id == parent_run_id:
                 return run
     return None
+
+
+def not_zeroshot(metric):
+    """Rows other than zero-shot scores (see :data:`ZEROSHOT_PREFIX`)."""
+    return ~metric.startswith(ZEROSHOT_PREFIX, autoescape=True)
 
 
 def _on_dataset(row_dataset, row_run, dataset_id: str | None):
@@ -267,7 +275,8 @@ class RunRecorder:
         same_epoch = Score.epoch.is_(None) if epoch is None else Score.epoch == epoch
         dataset_id = self.dataset_id
         session.execute(delete(Score).where(Score.run_id == self.run_id, Score.split == split, same_epoch,
-                                            _on_dataset(Score.dataset_id, Score.run_id, dataset_id)))
+                                            _on_dataset(Score.dataset_id, Score.run_id, dataset_id),
+                                            not_zeroshot(Score.metric)))
         for metric, value in metrics.items():
             low, high, level = finite_interval((intervals or {}).get(metric))
             session.add(Score(run_id=self.run_id, dataset_id=dataset_id, split=split, metric=metric, value=value,

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import delete, or_, select
 
 from aacbatch.errors import NotFoundError
-from aacbatch.registry.runs import finite_interval, put_provenance
+from aacbatch.registry.runs import finite_interval, not_zeroshot, put_provenance
 from aacbatch.registry.schema import Prediction, Score, System, SystemMember, utcnow
 from aacbatch.registry.store import Registry
 
@@ -117,9 +117,10 @@ def put_system_scores(registry: Registry, system_id: str, dataset_id: str, score
     replacing earlier ones of the same splits, in one transaction; its members stay."""
     with registry.transaction() as session:
         for split in scores:
-            for table in (Score, Prediction):
-                session.execute(delete(table).where(table.system_id == system_id, table.dataset_id == dataset_id,
-                                                    table.split == split))
+            session.execute(delete(Score).where(Score.system_id == system_id, Score.dataset_id == dataset_id,
+                                                Score.split == split, not_zeroshot(Score.metric)))
+            session.execute(delete(Prediction).where(Prediction.system_id == system_id,
+                                                     Prediction.dataset_id == dataset_id, Prediction.split == split))
             _add_scores(session, system_id, dataset_id, split, scores[split], reasons.get(split, {}),
                         (intervals or {}).get(split, {}), (provenance or {}).get(split, {}))
             if split in artifacts:

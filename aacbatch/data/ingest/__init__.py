@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aacbatch.catalog import INGEST_FORMATS
 from aacbatch.data.ingest.exclusion import PUBLISHED, Exclusion, IdList, exclude, read_id_list
-from aacbatch.data.ingest import audiocaps, clotho, folder, macs, wavcaps
+from aacbatch.data.ingest import audiocaps, clotho, esc50, folder, macs, urbansound8k, wavcaps
 from aacbatch.data.manifest import Manifest, validate
 from aacbatch.data.register import register_dataset
 from aacbatch.errors import InputError, shown
@@ -21,7 +21,8 @@ from aacbatch.registry.datasets import recordings
 
 Parser = Callable[..., Manifest]
 PARSERS: dict[str, Parser] = {"clotho": clotho.parse, "audiocaps": audiocaps.parse, "macs": macs.parse,
-                              "wavcaps": wavcaps.parse, "folder": folder.parse}
+                              "wavcaps": wavcaps.parse, "folder": folder.parse, "esc50": esc50.parse,
+                              "urbansound8k": urbansound8k.parse}
 
 
 def parse(fmt: str, path: Path, *, audio_dir: Path | None = None, limit: int | None = None) -> Manifest:
