@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -49,11 +48,11 @@ def _sound_ids(folder, ids: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def mixed(registry, synth_dir, tmp_path):
-    """``a`` (SynthCaps, 60 clips) and ``b`` (another SynthCaps, 16 clips), each with log-mels
+def mixed(registry, tmp_path):
+    """``a`` (SynthCaps, 30 clips) and ``b`` (another SynthCaps, 16 clips), each with log-mels
     and caption embeddings; SHARED of b's development clips name recordings of a's train split."""
     first = tmp_path / "a"
-    shutil.copytree(synth_dir, first)
+    generate(first, 30, seed=3, duration=(1.5, 2.0))
     names = sorted(p.name for p in (first / "development").glob("*.wav"))
     _sound_ids(first, {n: str(1000 + k) for k, n in enumerate(names)})
     ingest(registry, "clotho", first, name="a")

@@ -9,6 +9,14 @@ from aacbatch.data.manifest import check_tag
 from aacbatch.errors import InputError, shown
 
 
+def find_listing(path: Path, listing: Path, corpus: str) -> tuple[Path, Path]:
+    """(listing file, corpus root) of ``path`` — the corpus folder or its listing itself."""
+    found = path / listing if path.is_dir() else path
+    if not found.is_file():
+        raise InputError(f"{shown(path)}: no {listing.as_posix()} found: is this an {corpus} folder?")
+    return found, found.parent.parent if path.is_file() else path
+
+
 def fold_split(text: str, listing: Path, line: int) -> str:
     """A ``fold`` field (a positive integer) → its source split name ``fold<N>``."""
     fold = text.strip()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aacbatch.data.ingest.labelled import LabelIndex, fold_split
+from aacbatch.data.ingest.labelled import LabelIndex, find_listing, fold_split
 from aacbatch.data.ingest.tables import read_csv
 from aacbatch.data.manifest import ClipEntry, Manifest, Source
 from aacbatch.errors import InputError, shown
@@ -22,10 +22,7 @@ LISTING = Path("metadata") / "UrbanSound8K.csv"
 
 
 def parse(path: Path, *, audio_dir: Path | None = None, limit: int | None = None) -> Manifest:
-    listing = path / LISTING if path.is_dir() else path
-    root = listing.parent.parent if path.is_file() else path
-    if not listing.is_file():
-        raise InputError(f"{shown(path)}: no {LISTING.as_posix()} found: is this an UrbanSound8K folder?")
+    listing, root = find_listing(path, LISTING, "UrbanSound8K")
     audio = audio_dir or root / "audio"
     labels = LabelIndex(listing, "classID", "class")
     clips = []
