@@ -113,18 +113,21 @@ def _check_union(mixed):
     seen = np.concatenate(batches)
     assert sorted(seen) == list(range(len(examples)))  # each example of the union exactly once
     assert len(set(examples.clips[examples.groups == 0]) & set(examples.clips[examples.groups == 1])) == 0
-    own = {name: (cached_set(mixed, name, "mel").store, cached_set(mixed, name, "text_emb").store) for name in "ab"}
+    own = {}
+    for name in "ab":
+        mel, text = cached_set(mixed, name, "mel").store, cached_set(mixed, name, "text_emb").store
+        own[name] = (mel, mel.reader("mel", 1 << 26), text, text.reader("cls", 1 << 26))
     for batch in batches:
         read = task.fetch(batch, 0)
         for k, e in enumerate(batch):  # example by example, against the member's own caches
             m = _member_of(examples, e)
             name = "ab"[m]
-            mel_store, text_store = own[name]
+            mel_store, mel_reader, text_store, text_reader = own[name]
             clip = int(read["clip_idx"][k] - examples.shifts["clip_idx"][m])
             caption = int(read["caption_idx"][k] - examples.shifts["caption_idx"][m])
-            mel = mel_store.reader("mel", 1 << 26)[mel_store.rows(np.array([clip]))][0]
+            mel = mel_reader[mel_store.rows(np.array([clip]))][0]
             assert np.array_equal(read["mel"][k, :read["mel_lengths"][k]], mel.astype(np.float32))
-            cls = text_store.reader("cls", 1 << 26)[text_store.rows(np.array([caption]))][0]
+            cls = text_reader[text_store.rows(np.array([caption]))][0]
             assert np.array_equal(read["cls"][k], cls)
 
 
