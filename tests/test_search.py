@@ -294,20 +294,24 @@ def test_versions_switch_in_the_registry_and_a_concurrent_switch_is_refused(regi
     and loaded; a run planned from an outdated version cannot switch the index."""
     from aacbatch.cache import FeatureStore
     from aacbatch.hashing import fingerprint
-    from aacbatch.search.index import index_arrays, register_version
+    from aacbatch.search.index import INDEX_LAYOUT, index_arrays, register_version, window_arrays
 
     def version(tag: str, n: int) -> FeatureStore:
-        spec = {"runs": ["r1"], "weights": [1.0], "system": None, "caption_runs": [], "max_seconds": 60.0}
+        spec = {"runs": ["r1"], "weights": [1.0], "system": None, "caption_runs": [], "max_seconds": 60.0,
+                "window": None, "hop": None}
         meta = {"kind": "index", "name": "hand", "folder": str(tmp_path), "spec": spec, "fingerprint": fingerprint(tag),
-                "model_identity": {"members": [{"run_id": "r1"}], "captions": []}}
+                "model_identity": {"members": [{"run_id": "r1"}], "captions": []}, "index_layout": INDEX_LAYOUT}
+        arrays = index_arrays([4], False)
         store = FeatureStore.create_or_resume(str(tmp_path / f"{tag}.zarr"), meta=meta, item_index=np.arange(n),
-                                              arrays=index_arrays([4], False), block_size=2)
+                                              arrays=arrays, block_size=2, time_chunk=2,
+                                              lengths={a: np.ones(n) for a in window_arrays(1)})
         emb = np.eye(4, dtype=np.float32)[:n]
         for block in range(store.n_blocks):
             lo, hi = store.block_range(block)
             store.write_block(block, {"name": [f"f{i}.wav" for i in range(lo, hi)], "size": np.ones(hi - lo),
                                       "mtime_ns": np.ones(hi - lo), "duration": np.ones(hi - lo),
-                                      "embedding.0": emb[lo:hi]}, bad=[0] if block == 0 else [])
+                                      "window_start": [np.zeros(1)] * (hi - lo), "window_end": [np.ones(1)] * (hi - lo),
+                                      "embedding.0": list(emb[lo:hi, None])}, bad=[0] if block == 0 else [])
         return store
 
     register_version(registry, version("v1", 3), replaces=None, random_weights=False)
