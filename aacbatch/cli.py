@@ -808,10 +808,12 @@ def _model_options(func):
 @click.option("--window", type=float, metavar="S",
               help="Embed every file whole, as overlapping windows of S seconds (hits name the time span).")
 @click.option("--hop", type=float, metavar="S", help="Seconds between window starts [default: half the --window].")
+@click.option("--ann-above", type=int, default=200_000, show_default=True, metavar="N",
+              help="Also build an approximate nearest-neighbour index (FAISS) when the index holds N windows or more.")
 @click.option("--replace", is_flag=True, help="Rebuild an index of this name made from another folder or model.")
 @click.option("-v", "--verbose", is_flag=True, help="Also name every file skipped as not audio.")
 @click.pass_context
-def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, window, hop, replace, verbose):
+def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, window, hop, ann_above, replace, verbose):
     """Embed every audio file below AUDIO_DIR (whatever libsndfile decodes: wav, flac, ogg/oga,
     mp3, …, whatever the extension; any rate and channels) for search.
 
@@ -822,7 +824,7 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, w
     from aacbatch.search.index import build_index
 
     result = build_index(_registry(ctx), audio_dir, run=run_id, system=system, name=name, caption_runs=caption_runs,
-                         max_seconds=max_seconds, window=window, hop=hop, replace=replace,
+                         max_seconds=max_seconds, window=window, hop=hop, replace=replace, ann_above=ann_above,
                          progress=lambda total, desc: _progress(total, desc, "window"))
     for file, reason in result.unreadable:
         click.echo(f"skipped (unreadable): {file}: {reason}", err=True)
@@ -850,9 +852,11 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, w
 @click.option("--index", "index_name", required=True, help="Index to search (see `aacbatch index`).")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits to list.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("--exact", is_flag=True, help="Score every window even where the index has an ANN index.")
 @_model_options
 @click.pass_context
-def search_cmd(ctx, query, text, like_file, like_id, like_at, weight, queries_file, index_name, k, fmt, run_id, system):
+def search_cmd(ctx, query, text, like_file, like_id, like_at, weight, queries_file, index_name, k, fmt, exact, run_id,
+               system):
     """Rank the files of an index by similarity to QUERY, e.g. aacbatch search "a dog barks" --index sounds.
 
     --like FILE / --like-id ID search by example (audio → audio); with a text too, --weight
@@ -888,12 +892,14 @@ def search_cmd(ctx, query, text, like_file, like_id, like_at, weight, queries_fi
     elif k < 1:
         raise InputError(f"-k must be at least 1, got {k}")
     searcher = Searcher.open(_registry(ctx), index_name, run=run_id, system=system)
+    if like is not None and like.file_id is not None:
+        searcher.index.window_of(like.file_id, like.at)  # an unknown id or window: one line, before any output
     if fmt == "table":  # machine formats stay exactly the data
         click.echo(f"note: model: {searcher.describe_model()}", err=True)
     if like is not None:
-        results = [searcher.search(query, k, like=like, weight=weight)]
+        results = [searcher.search(query, k, like=like, weight=weight, exact=exact)]
     else:
-        results = searcher.search_many(queries, k)
+        results = searcher.search_many(queries, k, exact=exact)
     for note in sorted({n for r in results for n in r.notes}):
         click.echo(f"note: {note}", err=True)
     hits_of = lambda r: [{"rank": h.rank, "score": h.score, "id": h.id, "file": h.file,  # noqa: E731
@@ -920,6 +926,33 @@ def search_cmd(ctx, query, text, like_file, like_id, like_at, weight, queries_fi
     rows = [(h.rank, h.score, h.file) + ((round(h.start, 2), round(h.end, 2)) if windowed else ())
             + ((h.caption,) if with_captions else ()) for h in results[0].hits]
     click.echo(render(columns, rows, "table"))
+
+
+@cli.command("embed")
+@click.argument("audio", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@_model_options
+@click.option("--dataset", metavar="NAME", help="Embed the clips of an ingested dataset (with their ids and captions).")
+@click.option("--split", metavar="SPLIT", help="With --dataset: only this split.")
+@click.option("--text", "texts", multiple=True, metavar="TEXT", help="Embed a text (repeat for more).")
+@click.option("--max-seconds", type=float, default=60.0, show_default=True,
+              help="Embed at most the first S seconds of each audio file (as `aacbatch index`).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.parquet (items with an embedding column) or FILE.npy (the matrix alone).")
+@click.pass_context
+def embed_cmd(ctx, audio, run_id, system, dataset, split, texts, max_seconds, out):
+    """Write audio or text embeddings of a run or system, e.g. aacbatch embed --run RUN_ID
+    --dataset clotho --split evaluation --out emb.parquet, then aacbatch sql "SELECT * FROM 'emb.parquet'".
+
+    A system's vector concatenates its members' embeddings scaled by sqrt(weight share): the
+    dot product of an audio and a text vector is the system's score.
+    """
+    from aacbatch.search.embed import check_output, embed, write
+
+    check_output(out)  # before any model loads
+    result = embed(_registry(ctx), run=run_id, system=system, dataset=dataset, split=split, audio=audio, texts=texts,
+                   max_seconds=max_seconds)
+    written = write(result, out)
+    click.echo(f"{len(result)} {result.kind} embeddings ({result.vectors.shape[1]}-d) → {written}")
 
 
 @cli.command("serve")

@@ -56,6 +56,7 @@ from aacbatch.registry.datasets import dataset_names
 from aacbatch.registry.indexes import INDEX_FORMAT, Registered, registered_index, switch_version
 from aacbatch.registry.runs import best_checkpoint, runs_by_id
 from aacbatch.registry.store import Registry
+from aacbatch.search import ann
 from aacbatch.search.encoders import load_encoders, members, resolve_model
 from aacbatch.search.windows import Windowing
 
@@ -121,9 +122,11 @@ def default_name(folder: Path) -> str:
 def build_index(registry: Registry, folder: Path, *, run: str | None = None, system: str | None = None,
                 name: str | None = None, caption_runs: Sequence[str] = (), max_seconds: float = MAX_SECONDS,
                 window: float | None = None, hop: float | None = None, replace: bool = False,
-                block_size: int = BLOCK_SIZE, progress: Callable | None = None) -> IndexResult:
+                block_size: int = BLOCK_SIZE, ann_above: int = ann.ANN_ABOVE,
+                progress: Callable | None = None) -> IndexResult:
     """Index ``folder`` with a run (``run``) or a system's members (``system``) as ``name``;
-    ``window``/``hop`` (seconds) embed overlapping windows of every whole file.
+    ``window``/``hop`` (seconds) embed overlapping windows of every whole file; a version of
+    ``ann_above`` searchable windows or more also gets an ANN index (:mod:`~aacbatch.search.ann`).
 
     ``progress(total, description)`` returns a tqdm-like bar (counting windows). See the
     module docstring for what is kept, recomputed and when the registry changes.
@@ -134,6 +137,8 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
     name = name or default_name(folder)
     check_name(name, "index name")
     windowing = Windowing.checked(window, hop, max_seconds)
+    if ann_above < 0:
+        raise InputError(f"--ann-above must be 0 or more windows, got {ann_above}")
     model = members(registry, resolve_model(registry, run, system))
     identity_of_captions = _caption_identity(registry, caption_runs)
     caption_runs = [c["run_id"] for c in identity_of_captions]  # full ids, as the spec records them
@@ -156,6 +161,7 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
     fp = fingerprint(spec, identity, str(folder), [(p.id, p.file.name, p.file.size, p.file.mtime_ns) for p in plan])
     if current is not None and current.feature_set.fingerprint == fp:
         store = FeatureStore.open(current.feature_set.path)
+        _ensure_ann(store, folder, identity, ann_above)
         return IndexResult(name, "unchanged", current.dataset.n_clips, len(plan), 0, 0, 0, 0, unreadable, non_audio,
                            _long_files(store, windowing), store.url, skipped)
 
@@ -184,6 +190,7 @@ def build_index(registry: Registry, folder: Path, *, run: str | None = None, sys
     unreadable += [(str(store.group["name"][row]), "could not be decoded (by an earlier, interrupted run)")
                    for row in store.bad_items() if str(store.group["name"][row]) not in listed]
     good = int(store.n_items - len(store.bad_items()))
+    _ensure_ann(store, folder, identity, ann_above)
     register_version(registry, store, replaces=current.feature_set.fingerprint if current is not None else None,
                      random_weights=_random_weights(registry, spec["runs"]))
     _drop_other_versions(url)
@@ -198,6 +205,26 @@ def _long_files(store: FeatureStore, windowing: Windowing) -> int:
         return 0
     durations = np.delete(store.group["duration"][:], store.bad_items())
     return int((durations > windowing.max_seconds).sum())
+
+
+def _ensure_ann(store: FeatureStore, folder: Path, identity: dict, ann_above: int) -> None:
+    """Build the version's ANN index if it has ``ann_above`` searchable windows or more and
+    none yet (a resumed or unchanged run reuses a complete one)."""
+    _, _, rows = searchable_windows(store)
+    record = ann.record_of(store.meta["fingerprint"], identity, len(rows))
+    if len(rows) >= max(ann_above, 1) and ann.load(store.url, store.meta["name"], str(folder), record) is None:
+        n_members = len(identity["members"])
+        ann.save(store.url, ann.build([store.group[f"embedding.{m}"][:][rows] for m in range(n_members)]), record)
+
+
+def searchable_windows(store: FeatureStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(searchable file rows (n,), their window counts (n,), their window rows (W,) in the
+    ragged window arrays, file by file): files that failed to decode are left out, and so is
+    the padding between blocks."""
+    good = np.delete(np.arange(store.n_items), store.bad_items())
+    starts, lengths = store.group["window_start.starts"][:][good], store.group["window_start.lengths"][:][good]
+    first = np.cumsum(lengths) - lengths  # each file's first window among the searchable windows
+    return good, lengths, np.arange(int(lengths.sum())) - np.repeat(first, lengths) + np.repeat(starts, lengths)
 
 
 def check_layout(store: FeatureStore, name: str, folder: Path | str) -> None:

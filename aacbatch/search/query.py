@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 import torch
 
@@ -41,7 +42,8 @@ from aacbatch.registry.indexes import Registered, registered_index
 from aacbatch.registry.queries import describe_model
 from aacbatch.registry.store import Registry
 from aacbatch.search.encoders import load_encoders, members, resolve_model
-from aacbatch.search.index import check_layout, describe, known_indexes
+from aacbatch.search import ann
+from aacbatch.search.index import check_layout, describe, known_indexes, searchable_windows
 from aacbatch.search.windows import Windowing, first_window_logmel, merge_windows
 from aacbatch.textfiles import read_utf8
 
@@ -166,6 +168,7 @@ class LoadedIndex:
     window_file: np.ndarray  # (W,) int64: the file row of each window
     starts: np.ndarray  # (W,) float32 seconds
     ends: np.ndarray  # (W,) float32 seconds
+    ann: ann.AnnIndex | None = None  # candidates for large indexes (None: exact search only)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -209,10 +212,7 @@ def load_index(registry: Registry, name: str) -> LoadedIndex:
     store = FeatureStore.open(found.feature_set.path)
     check_layout(store, name, found.dataset.source_path)
     bad = store.bad_items()
-    good = np.delete(np.arange(store.n_items), bad)
-    starts, lengths = store.group["window_start.starts"][:][good], store.group["window_start.lengths"][:][good]
-    first = np.cumsum(lengths) - lengths  # each file's first window among the searchable windows
-    rows = np.arange(int(lengths.sum())) - np.repeat(first, lengths) + np.repeat(starts, lengths)
+    good, lengths, rows = searchable_windows(store)
 
     def searchable(array: str) -> np.ndarray:
         values = store.group[array][:]
@@ -229,21 +229,26 @@ def load_index(registry: Registry, name: str) -> LoadedIndex:
         captions=searchable("caption") if "caption" in store.meta["arrays"] else None,
         embeddings=[windows(f"embedding.{m}") for m in range(len(found.spec["runs"]))],
         window_file=np.repeat(np.arange(len(good)), lengths), starts=windows("window_start"),
-        ends=windows("window_end"))
+        ends=windows("window_end"),
+        ann=ann.load(store.url, name, found.dataset.source_path,
+                     ann.record_of(store.meta["fingerprint"], found.identity, len(rows))))
 
 
 def rank(embeddings: Sequence[np.ndarray], queries: Sequence[np.ndarray], weights: Sequence[float],
-         k: int) -> tuple[np.ndarray, np.ndarray]:
+         k: int, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` rows by weighted mean cosine: (rows, float32 scores), best first, ties by row.
 
     ``embeddings[m]`` (n, E_m) float16 and ``queries[m]`` (E_m,) are member m's unit vectors.
+    Candidates are the best 4k + 64 rows of a float16 pass over every row, or ``candidates``
+    (rows from an ANN index); either way they are re-scored in float32.
     """
     w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
-    n = len(embeddings[0])
-    coarse = torch.zeros(n, dtype=torch.float32)
-    for emb, q, wm in zip(embeddings, queries, w):
-        coarse += float(wm) * (torch.from_numpy(emb) @ torch.from_numpy(q).half()).float()
-    candidates = torch.topk(coarse, min(n, 4 * k + 64)).indices.numpy()
+    if candidates is None:
+        n = len(embeddings[0])
+        coarse = torch.zeros(n, dtype=torch.float32)
+        for emb, q, wm in zip(embeddings, queries, w):
+            coarse += float(wm) * (torch.from_numpy(emb) @ torch.from_numpy(q).half()).float()
+        candidates = torch.topk(coarse, min(n, 4 * k + 64)).indices.numpy()
     exact = np.zeros(len(candidates), dtype=np.float64)
     for emb, q, wm in zip(embeddings, queries, w):
         exact += wm * (emb[candidates].astype(np.float32) @ q.astype(np.float32))
@@ -285,10 +290,11 @@ class Searcher:
         return self.model
 
     def search(self, query: str | None = None, k: int = 10, expected: str | None = None, *,
-               like: Example | None = None, weight: float = 0.5) -> Results:
+               like: Example | None = None, weight: float = 0.5, exact: bool = False) -> Results:
         """The ``k`` best hits for a text ``query``, an example ``like``, or both mixed with
         text weight ``weight``; with ``expected`` (a relative path in the index), also that
-        file's rank among every file (by its best window)."""
+        file's rank among every file (by its best window). An index with an ANN index takes
+        its candidates from it unless ``exact``."""
         text = check_query(query, k) if query is not None else None
         if text is None and like is None:
             raise InputError("give a query text, an example (--like FILE or --like-id ID), or both")
@@ -300,7 +306,7 @@ class Searcher:
                        ) if text is not None else []
         with self._lock, _one_thread():
             vectors, exclude = self._vectors(text, like, weight)
-            spans = self._spans(vectors, k, exclude)
+            spans = self._spans(vectors, k, exclude, exact)
             expected_rank = self._rank_of(expected, vectors) if expected is not None else None
         idx = self.index
         hits = [Hit(r + 1, int(idx.ids[s.file_row]), str(idx.names[s.file_row]), s.score, float(idx.durations[s.file_row]),
@@ -310,9 +316,9 @@ class Searcher:
             f"{text} + {like.describe()} (text weight {weight:g})"
         return Results(label, hits, notes, expected, expected_rank)
 
-    def search_many(self, queries: Sequence[Query], k: int = 10) -> list[Results]:
+    def search_many(self, queries: Sequence[Query], k: int = 10, exact: bool = False) -> list[Results]:
         """Every query answered from this one load of the index and its model."""
-        return [self.search(q.text, k, q.expected) for q in queries]
+        return [self.search(q.text, k, q.expected, exact=exact) for q in queries]
 
     def _vectors(self, text: str | None, like: Example | None, weight: float) -> tuple[list[np.ndarray], np.ndarray]:
         """Per member the query's (E_m,) float32 vector — ``weight``·text + (1 − weight)·example —
@@ -337,14 +343,15 @@ class Searcher:
                               & (idx.ends > idx.starts[row]))
         return [emb[row].astype(np.float32) for emb in idx.embeddings], same
 
-    def _spans(self, vectors: list[np.ndarray], k: int, exclude: np.ndarray) -> list:
+    def _spans(self, vectors: list[np.ndarray], k: int, exclude: np.ndarray, exact: bool) -> list:
         """The ``k`` best spans: the best windows (more while merging leaves fewer than ``k``
         spans), less ``exclude``, merged per file."""
         idx = self.index
         n = len(idx.window_file)
         want = (4 * k if idx.windowed else k) + len(exclude)
         while True:
-            rows, scores = rank(idx.embeddings, vectors, idx.spec["weights"], min(n, want))
+            candidates = None if exact or idx.ann is None else idx.ann.candidates(vectors, min(n, 4 * want + 64))
+            rows, scores = rank(idx.embeddings, vectors, idx.spec["weights"], min(n, want), candidates)
             keep = ~np.isin(rows, exclude)
             spans = merge_windows(rows[keep], scores[keep], idx.window_file, idx.starts, idx.ends)
             if len(spans) >= k or want >= n:
@@ -377,9 +384,11 @@ class Searcher:
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
+    threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
     torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(faiss_threads)

@@ -7,9 +7,9 @@ H seconds, the last one ending where the file ends, so a long recording is cover
     n = 1                          if duration <= W
     n = ceil((duration - W) / H) + 1  otherwise;  window k spans [k·H, min(k·H + W, duration)]
 
-(the last window is longer than W − H, never a sliver). A search ranks windows; the windows
-of one file that overlap or touch among the candidates are merged into one hit spanning them,
-scored by its best window, so a sound heard in three overlapping windows is listed once.
+(the last window is longer than W − H, never a sliver). A search ranks windows; a candidate
+window and the candidate windows of its file that overlap it are merged into one hit spanning
+them, scored by the best, so a sound heard in three overlapping windows is listed once.
 """
 
 from __future__ import annotations
@@ -109,24 +109,26 @@ class Span:
 
 def merge_windows(rows: np.ndarray, scores: np.ndarray, window_file: np.ndarray, starts: np.ndarray,
                   ends: np.ndarray) -> list[Span]:
-    """Candidate windows ``rows`` (m,) with their ``scores`` (m,) → spans, best first.
+    """Candidate windows ``rows`` (m,) with their ``scores`` (m,) → hits, best first.
 
-    Windows of one file that overlap or touch are merged; a span scores as its best window;
-    equal scores are ordered by that window's row (deterministic)."""
-    spans: list[Span] = []
+    Greedy, best window first: a hit is its window with the candidate windows of the same file
+    that overlap it (its neighbours), spanning them all and scored as the best; candidates
+    overlapping that span are used up (they hold the same sound), so the hits of one file never
+    overlap and none spans more than one window and its neighbours. Equal scores are taken in
+    row order (deterministic)."""
     by_file: dict[int, list[int]] = {}
     for k, row in enumerate(rows):
         by_file.setdefault(int(window_file[row]), []).append(k)
-    for file_row, members in by_file.items():
-        members.sort(key=lambda k: (starts[rows[k]], rows[k]))
-        group: list[int] = []
-        for k in members + [None]:
-            if group and (k is None or starts[rows[k]] > max(ends[rows[g]] for g in group)):
-                best = max(group, key=lambda g: (scores[g], -rows[g]))
-                spans.append(Span(file_row, float(min(starts[rows[g]] for g in group)),
-                                  float(max(ends[rows[g]] for g in group)), int(rows[best]), float(scores[best])))
-                group = []
-            if k is not None:
-                group.append(k)
-    spans.sort(key=lambda s: (-s.score, s.best))
+    used = np.zeros(len(rows), dtype=bool)
+    spans: list[Span] = []
+    for k in sorted(range(len(rows)), key=lambda k: (-scores[k], rows[k])):
+        if used[k]:
+            continue
+        best, same = int(rows[k]), by_file[int(window_file[rows[k]])]
+        group = [j for j in same if not used[j] and starts[rows[j]] < ends[best] and ends[rows[j]] > starts[best]]
+        lo, hi = float(min(starts[rows[j]] for j in group)), float(max(ends[rows[j]] for j in group))
+        for j in same:
+            if starts[rows[j]] < hi and ends[rows[j]] > lo:
+                used[j] = True
+        spans.append(Span(int(window_file[best]), lo, hi, best, float(scores[k])))
     return spans
