@@ -62,7 +62,7 @@ def main() -> None:
     t0 = time.perf_counter()
     members = ann.build([windows])
     build_s = time.perf_counter() - t0
-    print(f"ANN build: {build_s:.0f} s ({members[0].nlist} cells, nprobe {ann.NPROBE})")
+    print(f"ANN build: {build_s:.0f} s ({members[0].nlist} cells, {ann.n_probe(members[0].nlist)} scanned a query)")
     fast = Searcher(loaded(windows, ann.AnnIndex(members, {})), encoders=[])
     exact = Searcher(loaded(windows, None), encoders=[])
     none = np.zeros(0, np.int64)

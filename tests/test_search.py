@@ -16,6 +16,7 @@ import shutil
 import threading
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -410,21 +411,19 @@ def chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-def test_search_page_in_a_headless_browser(ws, first_hits, tmp_path):
-    """Types a caption into the page, checks the captioned clip comes first and is playable,
-    and saves a screenshot (set AACBATCH_SCREENSHOT=docs/search.png to refresh the README's)."""
+@contextmanager
+def page_in_chromium(searcher: Searcher):
+    """(headless Chromium driver, the page's URL) over ``searcher``; skips without a browser."""
     pytest.importorskip("selenium", reason="needs selenium (pip install '.[test]')")
     if chromium() is None:
         pytest.skip("needs Debian chromium and chromium-driver (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from aacbatch.search.web import make_server
 
     browser, driver_path = chromium()
-    server = make_server(Searcher.open(ws.registry, "sc-audio"), "127.0.0.1", 0)
+    server = make_server(searcher, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
@@ -432,8 +431,25 @@ def test_search_page_in_a_headless_browser(ws, first_hits, tmp_path):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)  # explicit driver: no Selenium Manager
     try:
+        yield driver, f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+def test_search_page_in_a_headless_browser(ws, first_hits, tmp_path):
+    """Types a caption into the page, checks the captioned clip comes first and is playable,
+    follows its "more like this" link, and saves a screenshot (set
+    AACBATCH_SCREENSHOT=docs/search.png to refresh the README's)."""
+    from aacbatch.search.query import check_example
+
+    searcher = Searcher.open(ws.registry, "sc-audio")
+    with page_in_chromium(searcher) as (driver, url):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
         file = next(f for f, hit in first_hits.items() if hit == f)
-        driver.get(f"http://127.0.0.1:{server.server_port}/")
+        driver.get(url)
         box = driver.find_element(By.ID, "q")
         box.send_keys(ws.captions[file][0])
         box.submit()
@@ -453,38 +469,17 @@ def test_search_page_in_a_headless_browser(ws, first_hits, tmp_path):
         hits[0].find_element(By.CSS_SELECTOR, "a.like").click()
         WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "like"))
         listed = [h.get_attribute("data-file") for h in driver.find_elements(By.CSS_SELECTOR, "li.hit")]
-        from aacbatch.search.query import check_example
-
-        searcher = Searcher.open(ws.registry, "sc-audio")
         by_example = searcher.search(k=10, like=check_example(file_id=searcher.search(ws.captions[file][0], 1).hits[0].id))
         assert listed == [h.file for h in by_example.hits] and file not in listed
-    finally:
-        driver.quit()
-        server.shutdown()
 
 
 def test_windowed_hit_plays_from_its_span_in_a_headless_browser(ws, long_recording):
-    pytest.importorskip("selenium", reason="needs selenium (pip install '.[test]')")
-    if chromium() is None:
-        pytest.skip("needs Debian chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    from aacbatch.search.web import make_server
-
-    browser, driver_path = chromium()
     searcher = Searcher.open(ws.registry, "long")
-    server = make_server(searcher, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=860,620"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
-        driver.get(f"http://127.0.0.1:{server.server_port}/?q={urllib.parse.quote(long_recording.query)}&k=3")
+    with page_in_chromium(searcher) as (driver, url):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        driver.get(f"{url}?q={urllib.parse.quote(long_recording.query)}&k=3")
         hits = WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.hit"))
         best = searcher.search(long_recording.query, 3).hits[0]
         assert hits[0].get_attribute("data-file") == "long.wav" and abs(best.at - long_recording.at) <= 1.0
@@ -492,9 +487,6 @@ def test_windowed_hit_plays_from_its_span_in_a_headless_browser(ws, long_recordi
             "const [a, done] = arguments; a.onloadedmetadata = () => done(a.currentTime); a.onerror = () => done(-1); "
             "a.load();", hits[0].find_element(By.TAG_NAME, "audio"))
         assert position == pytest.approx(best.start, abs=0.05)  # the player starts at the hit's span
-    finally:
-        driver.quit()
-        server.shutdown()
 
 
 def test_batch_search_equals_single_searches_and_ranks_expected_files(ws, first_hits, tmp_path):

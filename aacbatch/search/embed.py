@@ -90,9 +90,12 @@ def embed(registry: Registry, *, run: str | None = None, system: str | None = No
     if "text" in columns:
         parts = [_in_batches(lambda chunk, e=e: e.embed_text(chunk), columns["text"]) for e in encoders]
         return Embeddings("text", columns, combine(parts, weights))
-    mels = [first_window_logmel(path, info, max_seconds) for path, info in files]
-    parts = [_in_batches(lambda chunk, e=e: e.embed_audio(chunk), mels) for e in encoders]
-    return Embeddings("audio", columns, combine(parts, weights))
+    parts: list[list[np.ndarray]] = [[] for _ in encoders]
+    for lo in range(0, len(files), BATCH):  # a batch of log-mels at a time: memory stays bounded
+        mels = [first_window_logmel(path, info, max_seconds) for path, info in files[lo:lo + BATCH]]
+        for part, encoder in zip(parts, encoders):
+            part.append(encoder.embed_audio(mels))
+    return Embeddings("audio", columns, combine([np.concatenate(p) for p in parts], weights))
 
 
 def _in_batches(encode, items: list) -> np.ndarray:
