@@ -884,21 +884,28 @@ def _model_options(func):
 @click.option("--caption-run", "caption_runs", multiple=True, metavar="RUN_ID",
               help="Also store a generated caption per file (repeat for an ensemble of caption runs).")
 @click.option("--max-seconds", type=float, default=60.0, show_default=True,
-              help="Embed at most the first S seconds of each file.")
+              help="Embed at most the first S seconds of each file (with --window: the longest window allowed).")
+@click.option("--window", type=float, metavar="S",
+              help="Embed every file whole, as overlapping windows of S seconds (hits name the time span).")
+@click.option("--hop", type=float, metavar="S", help="Seconds between window starts [default: half the --window].")
+@click.option("--ann-above", type=int, default=200_000, show_default=True, metavar="N",
+              help="Also build an approximate nearest-neighbour index (FAISS) when the index holds N windows or more.")
 @click.option("--replace", is_flag=True, help="Rebuild an index of this name made from another folder or model.")
 @click.option("-v", "--verbose", is_flag=True, help="Also name every file skipped as not audio.")
 @click.pass_context
-def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, replace, verbose):
+def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, window, hop, ann_above, replace, verbose):
     """Embed every audio file below AUDIO_DIR (whatever libsndfile decodes: wav, flac, ogg/oga,
     mp3, …, whatever the extension; any rate and channels) for search.
 
     Re-running it is incremental: unchanged files are kept, new and changed files embedded,
-    deleted files dropped; an interrupted run resumes. E.g. aacbatch index ~/sounds --run RUN_ID
+    deleted files dropped; an interrupted run resumes. E.g. aacbatch index ~/sounds --run RUN_ID,
+    or aacbatch index ~/recordings --run RUN_ID --window 10 --hop 5 for long recordings.
     """
     from aacbatch.search.index import build_index
 
     result = build_index(_registry(ctx), audio_dir, run=run_id, system=system, name=name, caption_runs=caption_runs,
-                         max_seconds=max_seconds, replace=replace, progress=lambda total, desc: _progress(total, desc, "file"))
+                         max_seconds=max_seconds, window=window, hop=hop, replace=replace, ann_above=ann_above,
+                         progress=lambda total, desc: _progress(total, desc, "window"))
     for file, reason in result.unreadable:
         click.echo(f"skipped (unreadable): {file}: {reason}", err=True)
     for file in result.non_audio_files if verbose else ():
@@ -913,36 +920,71 @@ def index_cmd(ctx, audio_dir, run_id, system, name, caption_runs, max_seconds, r
 
 @cli.command("search")
 @click.argument("query", required=False)
+@click.option("--text", "text", metavar="TEXT", help="The query text (instead of QUERY; mixes with --like).")
+@click.option("--like", "like_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Query by example: an audio file, embedded like one window of the index.")
+@click.option("--like-id", "like_id", type=int, metavar="ID", help="Query by example: a file of the index (its id).")
+@click.option("--at", "like_at", type=float, metavar="S", help="With --like-id: its window starting at S seconds.")
+@click.option("--weight", type=float, default=0.5, show_default=True,
+              help="With a text and an example: the text's share of the score (1 − it is the example's).")
 @click.option("--queries", "queries_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Many queries from one model load: one per line (TEXT<TAB>EXPECTED_FILE to rank a file), or JSON.")
 @click.option("--index", "index_name", required=True, help="Index to search (see `aacbatch index`).")
-@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of files to list.")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits to list.")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("--exact", is_flag=True, help="Score every window even where the index has an ANN index.")
 @_model_options
 @click.pass_context
-def search_cmd(ctx, query, queries_file, index_name, k, fmt, run_id, system):
+def search_cmd(ctx, query, text, like_file, like_id, like_at, weight, queries_file, index_name, k, fmt, exact, run_id,
+               system):
     """Rank the files of an index by similarity to QUERY, e.g. aacbatch search "a dog barks" --index sounds.
 
-    --run/--system are optional: given, they must be the model that built the index. With
-    --queries FILE every query is answered from one load, and a query that names the file it
-    should find reports that file's rank (a way to measure a model on your own folder).
+    --like FILE / --like-id ID search by example (audio → audio); with a text too, --weight
+    mixes both. A windowed index lists time spans (start, end). --run/--system are optional:
+    given, they must be the model that built the index. With --queries FILE every query is
+    answered from one load, and a query that names the file it should find reports that
+    file's rank (a way to measure a model on your own folder).
     """
     import json
 
+    from aacbatch.errors import InputError
     from aacbatch.formatting import render
-    from aacbatch.search.query import Query, Searcher, check_query, read_queries
+    from aacbatch.search.query import Query, Searcher, check_example, check_query, check_weight, read_queries
 
-    if (query is None) == (queries_file is None):
-        raise click.UsageError("give a QUERY or --queries FILE")
-    queries = read_queries(queries_file, k) if queries_file else [Query(check_query(query, k))]  # before any load
+    if query is not None and text is not None:
+        raise click.UsageError("give the query text once: as QUERY or as --text")
+    query = query if text is None else text
+    like = None
+    if like_file is not None or like_id is not None or like_at is not None:  # checked before any load
+        if queries_file is not None:
+            raise click.UsageError("--queries takes text queries only: drop --like/--like-id")
+        like = check_example(like_file, like_id, like_at)
+    if queries_file is None and query is None and like is None:
+        raise click.UsageError("give a QUERY (or --text), --like FILE, --like-id ID or --queries FILE")
+    if queries_file is not None and query is not None:
+        raise click.UsageError("give a QUERY or --queries FILE, not both")
+    if query is not None and like is not None:
+        check_weight(weight)
+    if queries_file:
+        queries = read_queries(queries_file, k)
+    elif query is not None:
+        queries = [Query(check_query(query, k))]
+    elif k < 1:
+        raise InputError(f"-k must be at least 1, got {k}")
     searcher = Searcher.open(_registry(ctx), index_name, run=run_id, system=system)
+    if like is not None and like.file_id is not None:
+        searcher.index.window_of(like.file_id, like.at)  # an unknown id or window: one line, before any output
     if fmt == "table":  # machine formats stay exactly the data
         click.echo(f"note: model: {searcher.describe_model()}", err=True)
-    results = searcher.search_many(queries, k)
+    if like is not None:
+        results = [searcher.search(query, k, like=like, weight=weight, exact=exact)]
+    else:
+        results = searcher.search_many(queries, k, exact=exact)
     for note in sorted({n for r in results for n in r.notes}):
         click.echo(f"note: {note}", err=True)
     hits_of = lambda r: [{"rank": h.rank, "score": h.score, "id": h.id, "file": h.file,  # noqa: E731
-                          "path": str(searcher.index.folder / h.file), "duration": h.duration, "caption": h.caption}
+                          "path": str(searcher.index.folder / h.file), "duration": h.duration, "caption": h.caption,
+                          "start": h.start, "end": h.end, "at": h.at}
                          for h in r.hits]
     if fmt == "json":
         out = [{"query": r.query, "hits": hits_of(r), "expected": r.expected, "expected_rank": r.expected_rank}
@@ -959,10 +1001,38 @@ def search_cmd(ctx, query, queries_file, index_name, k, fmt, run_id, system):
             click.echo(f"{len(ranked)} queries with an expected file: R@1 {sum(r <= 1 for r in ranked) / len(ranked):.3f}, "
                        f"R@{k} {sum(r <= k for r in ranked) / len(ranked):.3f}, median rank {statistics.median(ranked):g}")
         return
-    with_captions = searcher.index.captions is not None
-    columns = ["rank", "score", "file"] + (["caption"] if with_captions else [])
-    rows = [(h.rank, h.score, h.file) + ((h.caption,) if with_captions else ()) for h in results[0].hits]
+    with_captions, windowed = searcher.index.captions is not None, searcher.index.windowed
+    columns = ["rank", "score", "file"] + (["start", "end"] if windowed else []) + (["caption"] if with_captions else [])
+    rows = [(h.rank, h.score, h.file) + ((round(h.start, 2), round(h.end, 2)) if windowed else ())
+            + ((h.caption,) if with_captions else ()) for h in results[0].hits]
     click.echo(render(columns, rows, "table"))
+
+
+@cli.command("embed")
+@click.argument("audio", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@_model_options
+@click.option("--dataset", metavar="NAME", help="Embed the clips of an ingested dataset (with their ids and captions).")
+@click.option("--split", metavar="SPLIT", help="With --dataset: only this split.")
+@click.option("--text", "texts", multiple=True, metavar="TEXT", help="Embed a text (repeat for more).")
+@click.option("--max-seconds", type=float, default=60.0, show_default=True,
+              help="Embed at most the first S seconds of each audio file (as `aacbatch index`).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.parquet (items with an embedding column) or FILE.npy (the matrix alone).")
+@click.pass_context
+def embed_cmd(ctx, audio, run_id, system, dataset, split, texts, max_seconds, out):
+    """Write audio or text embeddings of a run or system, e.g. aacbatch embed --run RUN_ID
+    --dataset clotho --split evaluation --out emb.parquet, then aacbatch sql "SELECT * FROM 'emb.parquet'".
+
+    A system's vector concatenates its members' embeddings scaled by sqrt(weight share): the
+    dot product of an audio and a text vector is the system's score.
+    """
+    from aacbatch.search.embed import check_output, embed, write
+
+    check_output(out)  # before any model loads
+    result = embed(_registry(ctx), run=run_id, system=system, dataset=dataset, split=split, audio=audio, texts=texts,
+                   max_seconds=max_seconds)
+    written = write(result, out)
+    click.echo(f"{len(result)} {result.kind} embeddings ({result.vectors.shape[1]}-d) → {written}")
 
 
 @cli.command("serve")

@@ -17,7 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = ["bench_cli_help.py", "bench_logmel.py", "bench_cache_reads.py", "bench_retrieval_metrics.py",
            "bench_cider.py", "bench_metrics.py", "bench_clap_tag.py", "bench_caption_cache.py", "bench_beam_search.py",
-           "bench_search.py", "bench_cache_verify.py", "bench_input_pipeline.py", "bench_zeroshot.py"]
+           "bench_search.py", "bench_ann.py", "bench_cache_verify.py", "bench_input_pipeline.py", "bench_zeroshot.py",
+           "bench_mixture_epoch.py"]
 
 
 def verdict(row: dict) -> str:

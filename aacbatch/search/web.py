@@ -1,7 +1,9 @@
 """``aacbatch serve``: a small local search page over one index (Flask).
 
-``/?q=…&k=…`` shows the ranked files, each with its score, name, generated caption (when the
-index has captions) and an HTML5 player; ``/audio/<id>`` streams a file by its id in the
+``/?q=…&k=…`` shows the ranked hits, each with its score, name, time span (a windowed
+index), generated caption (when the index has captions), an HTML5 player that starts at the
+hit's span and a "more like this" link (``/?like=<id>&at=<window start>``: the hit's best
+window as an audio example; with ``q`` too, a mixed query of text weight ``w``); ``/audio/<id>`` streams a file by its id in the
 index (with HTTP range requests, so players can seek). Nothing else is served: a client
 never names a path, ids not in the index are 404, and the page uses no external assets
 (works offline). Bound to 127.0.0.1 unless told otherwise.
@@ -23,7 +25,7 @@ from aacbatch.dashboard.views import dashboard
 from aacbatch.errors import InputError
 from aacbatch.registry.store import Registry
 from aacbatch.search.index import describe
-from aacbatch.search.query import Searcher
+from aacbatch.search.query import Searcher, check_example
 
 MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".mp3": "audio/mpeg",
         ".aif": "audio/aiff", ".aiff": "audio/aiff"}
@@ -42,16 +44,19 @@ def create_app(searcher: Searcher | None, registry: Registry | None = None) -> F
 
     @app.get("/")
     def page():
-        query = request.args.get("q")
+        query = request.args.get("q") or None
+        like_id = request.args.get("like", type=int)
         k = request.args.get("k", default=10, type=int)
         results, error = None, None
-        if query is not None:
+        if query is not None or like_id is not None or "q" in request.args:
             try:
-                results = searcher.search(query, min(k, MAX_K))
+                like = check_example(file_id=like_id, at=request.args.get("at", type=float)) if like_id is not None else None
+                results = searcher.search(query if query is not None or like is not None else "", min(k, MAX_K),
+                                          like=like, weight=request.args.get("w", default=0.5, type=float))
             except InputError as exc:
                 error = str(exc)
         return render_template("search.html", index=index, n_files=len(index), model=searcher.describe_model() or describe(index.spec),
-                               query=query or "", results=results, error=error)
+                               query=query or "", results=results, error=error, k=min(k, MAX_K), like_id=like_id)
 
     @app.get("/audio/<int:file_id>")
     def audio(file_id: int):
