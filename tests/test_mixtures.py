@@ -240,3 +240,14 @@ def test_one_caption_per_clip_is_drawn_per_clip_without_loops():
         picked.update(chosen.tolist())
     six = np.flatnonzero(clips == 5)  # a clip with 6 captions: each drawn about 2/6 of the epochs
     assert all(abs(picked[int(e)] / 200 - 1 / 3) < 0.12 for e in six)
+
+
+def test_sets_made_alike_differ_only_in_their_dataset_and_locations():
+    from aacbatch.featurize.sets import recipe
+
+    def meta(sha, mel, where, block=128):
+        return {"spec": {"kind": "tags", "block_size": block, "params": {"teacher": "r1", "mel": "mel"}},
+                "model_identity": {"teacher_run": "r1", "checkpoint_path": where, "checkpoint_sha256": sha,
+                                   "mel_fingerprint": mel}}
+    assert recipe(meta("s1", "fp-a", "/x/best.pt")) == recipe(meta("s1", "fp-b", "/y/best.pt", 256))
+    assert recipe(meta("s1", "fp-a", "/x/best.pt")) != recipe(meta("s2", "fp-a", "/x/best.pt"))  # another teacher

@@ -36,12 +36,14 @@ def cached_set(registry: Registry, dataset: str, name: str) -> CachedSet:
     return CachedSet(store, row.id, name, row.fingerprint, row.random_weights)
 
 
-def _recipe(cached: CachedSet) -> dict:
-    """What made a set, apart from which dataset it was made from: the spec's kind and
-    parameters (not its block size) and the content identity of any model it ran."""
-    meta = cached.store.meta
+def recipe(meta: dict) -> dict:
+    """What made a set (its store's ``meta``), apart from which dataset it was made from: the
+    spec's kind and parameters (not its block size) and the content identity of any model it
+    ran — without file locations and without the fingerprints of its input sets (a frozen
+    CNN14's ``mel_fingerprint`` names one dataset's log-mels; those sets are compared as sets)."""
     spec = {k: v for k, v in (meta.get("spec") or {}).items() if k != "block_size"}
-    identity = {k: v for k, v in (meta.get("model_identity") or {}).items() if not k.endswith("path")}
+    identity = {k: v for k, v in (meta.get("model_identity") or {}).items()
+                if not k.endswith("path") and not k.endswith("_fingerprint")}
     return {"spec": spec, "model": identity}
 
 
@@ -50,11 +52,11 @@ def member_sets(registry: Registry, datasets: list[str], name: str) -> dict[str,
     (the same front end, tokenizer, teacher or encoder): examples of one batch must mean the
     same thing whichever dataset they come from."""
     sets = {d: cached_set(registry, d, name) for d in datasets}
-    first, reference = datasets[0], _recipe(sets[datasets[0]])
+    first, reference = datasets[0], recipe(sets[datasets[0]].store.meta)
     for dataset in datasets[1:]:
-        recipe = _recipe(sets[dataset])
-        if recipe != reference:
-            differs = _first_difference(reference, recipe)
+        made = recipe(sets[dataset].store.meta)
+        if made != reference:
+            differs = _first_difference(reference, made)
             command = str(sets[first].store.meta.get("command") or f"aacbatch featurize ... --dataset {first}")
             fix = command.replace(f"--dataset {first}", f"--dataset {dataset}") + " --rebuild"
             raise InputError(f"feature set {name!r} of dataset {dataset!r} was made unlike that of {first!r} "
