@@ -73,10 +73,6 @@ def train_task(registry: Registry, task: str | None, *, dataset: str | None = No
     info = catalog.task(task)
     if dataset is None:
         raise InputError("--dataset is required for a new run")
-    corpus = resolve_corpus(registry, dataset, val_dataset, weights)
-    if corpus.mixed and not info.mixtures:
-        raise InputError(f"task {task!r} trains on one dataset; several datasets or a mixture are for "
-                         f"{', '.join(t for t, i in catalog.TASKS.items() if i.mixtures)} runs")
     if init_from is not None and info.closed_form:
         raise InputError(f"--init-from does not apply to the closed-form task {task!r}")
     cfg = load_config(info.task_class().Config, config, list(sets) + ([f"seed={seed}"] if seed is not None else []))
@@ -85,6 +81,10 @@ def train_task(registry: Registry, task: str | None, *, dataset: str | None = No
         raise InputError(f"task {task!r} does not support distributed training; run it as one process")
     if rank != 0:
         log = _silent
+    corpus = resolve_corpus(registry, dataset, val_dataset, weights)
+    if corpus.mixed and not info.mixtures:
+        raise InputError(f"task {task!r} trains on one dataset; several datasets or a mixture are for "
+                         f"{', '.join(t for t, i in catalog.TASKS.items() if i.mixtures)} runs")
     cfg = _exact_runs(registry, cfg)
     parent = _parent(registry, info, init_from)
     built = build_task(registry, info, corpus, cfg)
