@@ -80,6 +80,7 @@ def _task(task: str):
         built.targets = {i: np.concatenate([[1], rng.integers(4, V, 2 + 3 * (i % 3)), [2], np.zeros(8 - 3 * (i % 3), int)])
                          for i in range(B)}
         built.splits = {"train": SplitData(_Examples(_batch()), np.arange(B), [], [])}
+        built.mixture = None  # one dataset
     return built
 
 
