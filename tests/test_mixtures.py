@@ -160,6 +160,8 @@ def test_a_mixture_sees_each_example_once_with_its_own_features_records_members_
     assert info == [("ab", 2, "b")]
     _, scored = run_sql(mixed, "SELECT DISTINCT eval_dataset FROM final_scores WHERE run_id = :r", {"r": straight.run_id})
     assert scored == [("b",)]  # validated and scored on the val dataset's splits
+    _, best = run_sql(mixed, "SELECT DISTINCT mixture FROM run_best_scores WHERE run_id = :r", {"r": straight.run_id})
+    assert best == [("ab",)]
     trained_a = {(c.source, c.source_id) for c in split_rows(mixed, "a", "train").clips if c.source}
     expected = {c.id for c in split_rows(mixed, "b", "val").clips if (c.source, c.source_id) in trained_a}
     leak = run_leakage(mixed, straight.run_id, "b", "val")  # b's val clips cut from recordings member a trained on

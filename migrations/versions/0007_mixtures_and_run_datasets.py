@@ -7,8 +7,9 @@
   weight, split, content fingerprint, examples given and clips left out as copies of an
   earlier member's) and the dataset it was validated on (``role`` val). Existing runs get
   their one dataset, as train and val, filled here.
-* Views: ``run_info`` gains ``mixture`` and ``n_train_datasets`` (the views built on it are
-  re-created unchanged); ``run_corpus`` lists every run's datasets with their format, so
+* Views: ``run_info`` gains ``mixture`` and ``n_train_datasets``, ``final_scores`` and
+  ``run_best_scores`` gain ``mixture`` (the other views built on them are re-created
+  unchanged); ``run_corpus`` lists every run's datasets with their format, so
   "every CLAP-TAG run that trained on WavCaps" is one ``WHERE``.
 
 Revision ID: 0007
@@ -63,8 +64,27 @@ LEFT JOIN mixtures mx ON mx.id = r.mixture_id
 """
 
 
-def _views(run_info: str) -> tuple[str, ...]:
-    return (run_info, _R5["FINAL_SCORES"], _R5["RUN_BEST_SCORES"], _R5["SYSTEM_SCORES"], _R4["TARGET_DATASETS"],
+def _appended(statement: str, edits: tuple[tuple[str, str], ...]) -> str:
+    """An earlier revision's view with the mixture column added (each edit must apply)."""
+    for before, after in edits:
+        assert statement.count(before) == 1, f"an earlier view changed shape near {before!r}"
+        statement = statement.replace(before, after)
+    return statement
+
+
+def _final_scores() -> str:
+    return _appended(_R5["FINAL_SCORES"], (("s.ci_level, s.provenance_id\nFROM run_info i",
+                                            "s.ci_level, s.provenance_id, i.mixture\nFROM run_info i"),))
+
+
+def _run_best_scores() -> str:
+    return _appended(_R5["RUN_BEST_SCORES"], (("AS eval_dataset, s.split,\n", "AS eval_dataset, s.split, i.mixture,\n"),
+                                              ("COALESCE(sd.name, i.dataset), s.split\n",
+                                               "COALESCE(sd.name, i.dataset), s.split, i.mixture\n")))
+
+
+def _views(run_info: str, final_scores: str, run_best_scores: str) -> tuple[str, ...]:
+    return (run_info, final_scores, run_best_scores, _R5["SYSTEM_SCORES"], _R4["TARGET_DATASETS"],
             _R5["_seed_groups"]())
 
 
@@ -104,7 +124,7 @@ def upgrade() -> None:
                           ("run_datasets", "run_id"), ("run_datasets", "dataset_id")):
         op.create_index(op.f(f"ix_{table}_{column}"), table, [column], unique=False)
     _fill_run_datasets()
-    for statement in (*_views(_run_info()), RUN_CORPUS):
+    for statement in (*_views(_run_info(), _final_scores(), _run_best_scores()), RUN_CORPUS):
         op.execute(statement)
 
 
@@ -134,5 +154,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_runs_mixture_id"), table_name="runs")
     if op.get_bind().dialect.name != "duckdb":  # as in 0004: DuckDB keeps the (unused) column
         op.drop_column("runs", "mixture_id")
-    for statement in _views(_R3["_run_info"]()):
+    for statement in _views(_R3["_run_info"](), _R5["FINAL_SCORES"], _R5["RUN_BEST_SCORES"]):
         op.execute(statement)
