@@ -3,7 +3,7 @@
 Exact search scores every window; past ``ANN_ABOVE`` windows (``aacbatch index
 --ann-above N``) an index version also holds, per member, a FAISS IVF index over its
 searchable windows: k-means cells (``nlist`` ≈ √n) whose member vectors are stored as
-float16. A query scans the cells nearest to it (8 %, at least 32) for candidates, which are then
+float16. A query scans the cells nearest to it (12 %, at least 32) for candidates, which are then
 re-scored exactly like an exact search's (float32 of the stored float16 embeddings), so
 reported scores never come from the approximate side; only which windows are considered
 does. Its recall is measured against exact search by ``benchmarks/bench_ann.py``.
@@ -33,8 +33,9 @@ from fsspec.core import url_to_fs
 from aacbatch.errors import InputError
 
 ANN_ABOVE = 200_000  # windows: at or past this, an index version is built with an ANN index
-NPROBE, NPROBE_SHARE = 32, 0.08  # cells scanned per query: 8 % of them, at least 32 (recall@10 on 1M clustered
-# windows with 1000 cells: 0.78 at 32 cells; on 200k with 447 cells: 0.97 at 32, 0.98 at 64)
+NPROBE, NPROBE_SHARE = 32, 0.12  # cells scanned per query: 12 % of them, at least 32. Recall@10 on 1M clustered
+# windows with 1000 cells (idle 2 cores): 0.84 at 80 cells (22 ms), 0.87 at 120 (37 ms), 0.91 at 160 (52 ms);
+# on 200k with 447 cells: 0.97 at 32, 0.98 at 64
 MIN_PER_CELL = 40  # fewer training points per cell than this and k-means is unreliable (FAISS warns below 39)
 TRAIN_PER_CELL = 128  # k-means sample per cell: at 40, recall@10 at 200k clustered windows was 0.81, at 128 0.97
 RECORD = "ann.json"
