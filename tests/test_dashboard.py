@@ -399,6 +399,7 @@ def test_dashboard_in_a_headless_browser(ws, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     registry, fakes = ws
@@ -413,7 +414,7 @@ def test_dashboard_in_a_headless_browser(ws, tmp_path):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     shots = Path(os.environ.get("AACBATCH_SCREENSHOT_DIR") or tmp_path)
-    wait = WebDriverWait(driver, 30)
+    wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))  # a table re-rendered
 
     def local_only():
         names = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
