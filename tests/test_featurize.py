@@ -80,12 +80,16 @@ def _cli(settings: Settings, *args: str) -> list[str]:
 
 def test_kill_9_mid_job_then_rerun_gives_identical_arrays(registry, settings, tmp_path):
     root = make_clotho(tmp_path / "big", {"development": 40, "validation": 0, "evaluation": 0})
-    for k in range(40):  # longer clips so the job is still running when killed
-        write_wav(root / "development" / f"dev_{k:03d}.wav", seconds=3.0, sr=44100, seed=k)
     ingest(registry, "clotho", root, name="big")
     spec = tmp_path / "mel.toml"
     spec.write_text('kind = "mel"\nblock_size = 2\n')
-    proc = subprocess.Popen(_cli(settings, "featurize", str(spec), "--dataset", "big"), stderr=subprocess.DEVNULL)
+    # the child computes each block 0.2 s slower, so it is surely still running when it is killed:
+    # log-mels of these clips take milliseconds, too short a window to catch otherwise
+    slow = ("import sys, time; from aacbatch.featurize.mel import MelKind; compute = MelKind.compute; "
+            "MelKind.compute = lambda self, *a: (time.sleep(0.2), compute(self, *a))[1]; "
+            "from aacbatch.cli import main; sys.argv[0] = 'aacbatch'; main()")
+    command = [sys.executable, "-c", slow, *_cli(settings, "featurize", str(spec), "--dataset", "big")[3:]]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     url = str(settings.cache_dir / "big" / "mel.zarr")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
