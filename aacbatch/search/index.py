@@ -217,11 +217,11 @@ def _ensure_ann(store: FeatureStore, folder: Path, identity: dict, ann_above: in
         ann.save(store.url, ann.build([store.group[f"embedding.{m}"][:][rows] for m in range(n_members)]), record)
 
 
-def searchable_windows(store: FeatureStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def searchable_windows(store: FeatureStore, bad: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(searchable file rows (n,), their window counts (n,), their window rows (W,) in the
-    ragged window arrays, file by file): files that failed to decode are left out, and so is
-    the padding between blocks."""
-    good = np.delete(np.arange(store.n_items), store.bad_items())
+    ragged window arrays, file by file): files that failed to decode (``bad``, read from the
+    store when not given) are left out, and so is the padding between blocks."""
+    good = np.delete(np.arange(store.n_items), store.bad_items() if bad is None else bad)
     starts, lengths = store.group["window_start.starts"][:][good], store.group["window_start.lengths"][:][good]
     first = np.cumsum(lengths) - lengths  # each file's first window among the searchable windows
     return good, lengths, np.arange(int(lengths.sum())) - np.repeat(first, lengths) + np.repeat(starts, lengths)

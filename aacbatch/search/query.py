@@ -212,7 +212,7 @@ def load_index(registry: Registry, name: str) -> LoadedIndex:
     store = FeatureStore.open(found.feature_set.path)
     check_layout(store, name, found.dataset.source_path)
     bad = store.bad_items()
-    good, lengths, rows = searchable_windows(store)
+    good, lengths, rows = searchable_windows(store, bad)  # the bad list read (and checked) once
 
     def searchable(array: str) -> np.ndarray:
         values = store.group[array][:]
